@@ -1,0 +1,40 @@
+"""The ``ccoma`` command line. Each command calls one library function; no logic lives here.
+
+Heavy imports happen inside the commands so that ``ccoma --help`` stays instant.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ccoma.errors import CcomaError
+
+
+class _Group(click.Group):
+    """Turns CcomaError (bad input) into one clear line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CcomaError as exc:
+            click.echo(f"ccoma: error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ccoma")
+def cli():
+    """ccoma: continual-learning evaluation of cooperative MARL in changing SMAC-style worlds."""
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="ccoma", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("ccoma: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Environment backends behind one batched interface (see :mod:`ccoma.envs.base`)."""

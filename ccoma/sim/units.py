@@ -1,0 +1,131 @@
+"""Unit stats as data: loaded from ``maps/units.yaml``, validated, and packed into tensors.
+
+The engine never reads a stat by name in its hot path: :class:`UnitTable` turns the types a map
+or scenario can produce into one ``[n_types, N_STATS]`` tensor that is gathered per unit at reset.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+from pathlib import Path
+
+from ccoma.errors import ConfigError
+
+MAPS_DIR = Path(__file__).resolve().parents[2] / "maps"
+DEFAULT_UNITS_FILE = MAPS_DIR / "units.yaml"
+
+ATTRIBUTES = ("light", "armored", "biological", "mechanical", "massive")
+RACES = ("protoss", "terran", "zerg")
+_NUMERIC = ("hp", "shield", "armor", "damage", "hits", "cooldown", "range", "speed", "radius", "sight",
+            "cooldown_norm")
+_NONNEG = {"shield", "armor"}
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitType:
+    """One StarCraft II unit type at Faster speed."""
+
+    name: str
+    race: str
+    hp: float
+    shield: float
+    armor: float
+    damage: float
+    hits: int
+    bonus: dict
+    cooldown: float
+    range: float
+    speed: float
+    radius: float
+    sight: float
+    attributes: tuple
+    cooldown_norm: float
+
+
+def _parse_unit(name: str, raw: object, where: str) -> UnitType:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, f"unit '{name}' should be a mapping of stats")
+    known = set(_NUMERIC) | {"race", "bonus", "attributes"}
+    extra = sorted(set(raw) - known)
+    if extra:
+        raise ConfigError(where, f"unit '{name}': unknown field '{extra[0]}'")
+    for key in _NUMERIC + ("race", "bonus", "attributes"):
+        if key not in raw:
+            raise ConfigError(where, f"unit '{name}': missing field '{key}'")
+    vals = {}
+    for key in _NUMERIC:
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(where, f"unit '{name}': field '{key}' should be a number, got {v!r}")
+        if v < 0 or (v == 0 and key not in _NONNEG):
+            raise ConfigError(where, f"unit '{name}': field '{key}' must be positive, got {v}")
+        vals[key] = float(v)
+    if raw["race"] not in RACES:
+        raise ConfigError(where, f"unit '{name}': field 'race' must be one of {RACES}, got {raw['race']!r}")
+    attrs = raw["attributes"]
+    if not isinstance(attrs, list) or any(a not in ATTRIBUTES for a in attrs):
+        raise ConfigError(where, f"unit '{name}': field 'attributes' must list items of {ATTRIBUTES}")
+    bonus = raw["bonus"] or {}
+    if not isinstance(bonus, dict) or any(k not in ATTRIBUTES or not isinstance(v, (int, float))
+                                          for k, v in bonus.items()):
+        raise ConfigError(where, f"unit '{name}': field 'bonus' must map attributes {ATTRIBUTES} to numbers")
+    if int(vals["hits"]) != vals["hits"]:
+        raise ConfigError(where, f"unit '{name}': field 'hits' must be a whole number")
+    vals["hits"] = int(vals["hits"])
+    return UnitType(name=name, race=raw["race"], bonus=dict(bonus), attributes=tuple(attrs), **vals)
+
+
+@lru_cache(maxsize=8)
+def load_units(path: str | Path = DEFAULT_UNITS_FILE) -> dict[str, UnitType]:
+    """Load and validate the unit stats table: ``{name: UnitType}``."""
+    from ccoma.config import load_yaml
+
+    where = str(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(where, "should map unit names to their stats")
+    return {str(name): _parse_unit(str(name), stats, where) for name, stats in raw.items()}
+
+
+def get_unit(name: str, where: str = "unit", units: dict[str, UnitType] | None = None) -> UnitType:
+    """Look up a unit type; unknown names are a ConfigError listing the known ones."""
+    units = units if units is not None else load_units()
+    if name not in units:
+        raise ConfigError(where, f"unknown unit '{name}' (known: {', '.join(sorted(units))})")
+    return units[name]
+
+
+# Column layout of the packed stats tensor; the engine indexes columns by these constants.
+STAT_COLUMNS = ("hp", "shield", "armor", "damage", "hits", "cooldown_loops", "range", "speed", "radius",
+                "sight", "cooldown_norm") + tuple(f"bonus_{a}" for a in ATTRIBUTES) + tuple(
+                    f"is_{a}" for a in ATTRIBUTES)
+COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
+GAME_LOOPS_PER_SECOND = 22.4
+
+
+class UnitTable:
+    """The unit types one environment can produce, in a fixed order (the one-hot order).
+
+    ``stats`` is a float tensor ``[n_types, len(STAT_COLUMNS)]``.
+    """
+
+    def __init__(self, type_names: list[str] | tuple[str, ...], units: dict[str, UnitType] | None = None):
+        units = units if units is not None else load_units()
+        self.names = tuple(type_names)
+        self.types = tuple(get_unit(n, "unit table", units) for n in self.names)
+        self.index = {n: i for i, n in enumerate(self.names)}
+
+    def stats(self, device="cpu"):
+        import torch
+
+        rows = []
+        for t in self.types:
+            row = [t.hp, t.shield, t.armor, t.damage, t.hits, t.cooldown * GAME_LOOPS_PER_SECOND, t.range,
+                   t.speed, t.radius, t.sight, t.cooldown_norm]
+            row += [float(t.bonus.get(a, 0.0)) for a in ATTRIBUTES]
+            row += [1.0 if a in t.attributes else 0.0 for a in ATTRIBUTES]
+            rows.append(row)
+        return torch.tensor(rows, dtype=torch.float32, device=device)
+
+    def has_shields(self, names) -> bool:
+        return any(self.types[self.index[n]].shield > 0 for n in names)
