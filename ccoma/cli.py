@@ -11,8 +11,28 @@ import click
 from ccoma.errors import CcomaError
 
 
+# command name -> "module:attribute"; modules are imported only when their command runs or --help lists it
+COMMANDS = {
+    "maps": "ccoma.commands.maps:maps",
+    "models": "ccoma.commands.models:models",
+    "report": "ccoma.commands.report:report",
+    "scenarios": "ccoma.commands.scenarios:scenarios",
+}
+
+
 class _Group(click.Group):
-    """Turns CcomaError (bad input) into one clear line and exit code 2, never a traceback."""
+    """Lazily loaded subcommands; CcomaError (bad input) becomes one clear line and exit code 2."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in COMMANDS:
+            import importlib
+
+            module, attr = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:

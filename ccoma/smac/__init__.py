@@ -1,0 +1,1 @@
+"""A stand-in for SMAC's package layout: ``from ccoma.smac.env import StarCraft2Env``."""
