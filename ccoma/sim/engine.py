@@ -66,6 +66,7 @@ class Battle:
         self.order_kind = torch.zeros(B, U, dtype=torch.long, device=device)
         self.order_target = torch.zeros(B, U, dtype=torch.long, device=device)
         self.order_point = torch.zeros(B, U, 2, **f32)
+        self.shot_at = torch.full((B, U), -1, dtype=torch.long, device=device)  # last target fired at this step
         self.rally = torch.zeros(B, 2, **f32)             # [B, 2] the agents' spawn (enemy attack-move goal)
         self.env_seed = torch.zeros(B, dtype=torch.long, device=device)
         self.episode = torch.zeros(B, dtype=torch.long, device=device)
@@ -116,6 +117,7 @@ def formation(centers: torch.Tensor, n: int, spacing: float, jitter: torch.Tenso
 def agent_orders(b: Battle, actions: torch.Tensor, move_amount: float) -> None:
     """Turn SMAC actions [B, N] into agent orders: 0/1 idle, 2-5 move N/S/E/W, 6+j attack enemy j."""
     N = b.N
+    b.shot_at = torch.full_like(b.shot_at, -1)
     kind = torch.full_like(actions, IDLE)
     is_move = (actions >= 2) & (actions <= 5)
     is_attack = actions >= 6
@@ -202,6 +204,7 @@ def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], su
         jitter = 0.0
     b.cooldown = torch.where(fire, cd + b.col("cooldown_loops") + jitter, cd.clamp(min=0.0))
     shield_dmg, hp_dmg = _hit_damage(b, fire, shoot_at)
+    b.shot_at = torch.where(fire, shoot_at, b.shot_at)
     damaged = (shield_dmg + hp_dmg) > 0
     b.shield = b.shield - shield_dmg
     b.hp = b.hp - hp_dmg
