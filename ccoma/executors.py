@@ -1,0 +1,87 @@
+"""Where jobs run: a local process pool by default, or Ray for users who outgrow one machine.
+
+Both take a list of :class:`ccoma.job.JobSpec` and yield ``(spec, result or exception)`` as jobs
+finish. A failed job does not stop the others; the caller records what is missing.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Iterator
+
+from ccoma.errors import CcomaError
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_local(specs: list, workers: int = 0) -> Iterator[tuple[object, object]]:
+    """Run jobs in a pool of ``workers`` processes (0 = CPU count); one job runs in-process."""
+    from ccoma.job import run_job
+
+    if len(specs) == 1 and workers <= 1:
+        try:
+            yield specs[0], run_job(specs[0])
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported per job
+            yield specs[0], exc
+        return
+    n = min(len(specs), workers or os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+        futures = {pool.submit(run_job, s): s for s in specs}
+        for fut in as_completed(futures):
+            spec = futures[fut]
+            try:
+                yield spec, fut.result()
+            except Exception as exc:  # noqa: BLE001 - reported per job
+                yield spec, exc
+
+
+def run_ray(specs: list, address: str = "") -> Iterator[tuple[object, object]]:
+    """Run each job as a Ray task (one CPU each); ``address`` '' starts a local runtime."""
+    try:
+        import ray
+    except ImportError:
+        raise CcomaError("executor 'ray' needs Ray: pip install 'ccoma[ray]'") from None
+    from ccoma.job import run_job
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - any connection failure is bad input
+            raise CcomaError(f"cannot start or reach Ray at '{address or 'local'}': {str(exc).splitlines()[0]}") from None
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+    try:
+        refs = {remote.options(runtime_env={"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true"}}).remote(s): s
+                for s in specs}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            ref = done[0]
+            try:
+                yield refs[ref], ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - reported per job
+                cause = getattr(exc, "cause", None) or exc
+                yield refs[ref], cause
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run(specs: list, executor: str = "local", workers: int = 0, address: str = ""):
+    if executor == "local":
+        return run_local(specs, workers)
+    if executor == "ray":
+        return run_ray(specs, address)
+    raise CcomaError(f"--executor: unknown executor '{executor}' (known: local, ray)")

@@ -1,0 +1,138 @@
+"""The composition root: ``evaluate`` = every (method, seed) of a scenario -> train -> deploy -> report.
+
+``evaluate(cfg)`` opens the parent MLflow run, logs the resolved config and scenario, hands one job
+per (learner, seed) to an executor (a learner trains once; its frozen and continual deployments
+start from the same trained weights), and writes the comparison report at the end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import click
+
+from ccoma import SIM_NAME, SIM_VERSION
+from ccoma.config import flatten
+from ccoma.errors import CcomaError
+from ccoma.run_config import RunConfig, jobs
+
+BACKEND = f"{SIM_NAME} {SIM_VERSION}"
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """A short hash of everything that shapes the results (not where they are logged)."""
+    data = dataclasses.asdict(dataclasses.replace(cfg, tracking_uri="", run_dir="", executor="local", workers=0,
+                                                  ray_address="", report=True))
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _run_key(cfg: RunConfig, resume: bool) -> str:
+    h = config_hash(cfg)
+    marker = Path(cfg.run_dir) / f"latest-{cfg.scenario.replace('/', '_')}-{h}.txt"
+    if resume:
+        if not marker.exists():
+            raise CcomaError(f"--resume: no earlier run of this configuration under {cfg.run_dir}/ "
+                             f"(config hash {h}); start it without --resume")
+        return marker.read_text().strip()
+    key = f"{h}-{time.strftime('%Y%m%d-%H%M%S')}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(key)
+    return key
+
+
+def job_specs(cfg: RunConfig, run_key: str, params: dict) -> list:
+    from ccoma.job import JobSpec
+
+    return [JobSpec(scenario=cfg.scenario, algo=j["algo"], seed=j["seed"], methods=j["methods"],
+                    budget=cfg.budget, continual=cfg.continual, algo_overrides=dict(cfg.algo), sim=dict(cfg.sim),
+                    device=_device(cfg.device), tracking_uri=cfg.tracking_uri, run_key=run_key,
+                    budget_name=cfg.budget_name, backend=BACKEND, params=params, run_dir=cfg.run_dir)
+            for j in jobs(cfg)]
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CcomaError(f"--device {name}: CUDA is not available on this machine")
+    elif name != "cpu":
+        raise CcomaError(f"--device: unknown device '{name}' (cpu, cuda, auto)")
+    return name
+
+
+def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
+    """Run the grid and the report; returns {"run_id", "results", "failed", "report"}."""
+    import yaml
+
+    from ccoma import executors
+    from ccoma.scenarios import load_scenario, scenario_path
+    from ccoma.tracking import Tracker
+
+    tracker = Tracker(cfg.tracking_uri or None)  # probes a server first: unreachable = one clear line
+    scenario = load_scenario(cfg.scenario)
+    run_key = _run_key(cfg, resume)
+    params = flatten(cfg)
+    params.update({"protocol.unseen_from": _unseen(scenario, cfg), "budget.train_steps": cfg.budget.train_steps,
+                   "budget.deploy_steps": cfg.budget.deploy_steps, "backend": BACKEND})
+    parent = tracker.evaluate_run(cfg.scenario, run_key, backend=BACKEND, budget=cfg.budget_name, params=params,
+                                  tags={"ccoma.config_hash": config_hash(cfg)})
+    out_dir = Path(cfg.run_dir) / run_key
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
+                                                        sort_keys=False))
+    parent.log_artifact(out_dir / "config.yaml", "config")
+    parent.log_artifact(scenario_path(cfg.scenario), "scenario")
+    specs = job_specs(cfg, run_key, params)
+    echo(f"ccoma: {cfg.scenario} [{BACKEND}, budget {cfg.budget_name}: {cfg.budget.train_steps:,} train + "
+         f"{cfg.budget.deploy_steps:,} deploy steps] - {len(specs)} jobs "
+         f"({', '.join(cfg.methods)} x seeds {', '.join(map(str, cfg.seeds))}) on {cfg.executor}")
+    results, failed = [], []
+    started = time.time()
+    try:
+        stream = executors.run(specs, cfg.executor, cfg.workers, cfg.ray_address)
+        with click.progressbar(length=len(specs), label="jobs", file=click.get_text_stream("stderr")) as bar:
+            for spec, res in stream:
+                bar.update(1)
+                if isinstance(res, BaseException):
+                    failed.append((spec, res))
+                    echo(f"\n  {spec.algo} seed {spec.seed}: FAILED ({type(res).__name__}: {str(res).splitlines()[0] if str(res) else ''})")
+                else:
+                    results.append(res)
+                    echo(f"\n  {spec.algo} seed {spec.seed}: done in {res['seconds']:.0f} s - " + ", ".join(
+                        f"{m} deploy win {_mean(r['series']['win_rate']):.2f}" for m, r in res["methods"].items()))
+    except KeyboardInterrupt:
+        parent.finish("interrupted")
+        raise
+    parent.set_tags({"ccoma.failed_jobs": str(len(failed)), "ccoma.wall_seconds": f"{time.time() - started:.1f}"})
+    parent.finish("finished" if not failed else "failed")
+    report = None
+    if cfg.report:
+        report = write_report(cfg, tracker)
+    return {"run_id": parent.run_id, "results": results, "failed": failed, "report": report, "run_key": run_key}
+
+
+def _unseen(scenario, cfg: RunConfig):
+    scaled = scenario.rescaled(cfg.budget.train_steps, cfg.budget.deploy_steps)
+    return scaled.unseen_from if scaled.unseen_from is not None else "none"
+
+
+def _mean(xs) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def write_report(cfg: RunConfig, tracker=None) -> list | None:
+    """Build the comparison report from what MLflow holds (analysis.report)."""
+    try:
+        from analysis.report import build_report
+    except ImportError as exc:
+        raise CcomaError(f"report: the analysis package is unavailable ({exc})") from None
+    out = Path("reports") / cfg.scenario
+    return build_report([cfg.scenario], cfg.tracking_uri or None, out, "both")

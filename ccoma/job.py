@@ -1,0 +1,362 @@
+"""One job of the grid: train one learner with one seed, then deploy it in each requested mode.
+
+Stages run in order: ``train`` (everything learns), then ``deploy/frozen`` and/or
+``deploy/continual`` (each starts from the trained weights). A stage runs in chunks of
+``steps / log_points`` env steps; after each chunk the online metrics are recorded. At
+``checkpoints`` evenly spaced chunk boundaries the job (1) resets every environment (running
+episodes are dropped: the barrier is part of the protocol, so resumed and uninterrupted runs see
+the same episodes), (2) saves a checkpoint, (3) flushes its pending metric points to MLflow. A
+killed job restarts from its last checkpoint; points it logged after that are logged again with
+the same steps and values and skipped by the tracker, so no point is lost or duplicated.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+from pathlib import Path
+
+import torch
+
+from ccoma import checkpoint as ckpt
+from ccoma.continual import anchors
+from ccoma.continual.trainable import apply_trainable, count, set_all
+from ccoma.run_config import Budget, ContinualConfig
+
+WINDOW = 30  # episodes in the online win rate (the paper's "30 episodes")
+
+
+@dataclasses.dataclass
+class JobSpec:
+    """Everything a worker process needs; plain data so it pickles to a pool or to Ray."""
+
+    scenario: str
+    algo: str
+    seed: int
+    methods: dict            # mode -> method name
+    budget: Budget
+    continual: ContinualConfig
+    algo_overrides: dict
+    sim: dict
+    device: str
+    tracking_uri: str
+    run_key: str
+    budget_name: str
+    backend: str
+    params: dict
+    run_dir: str
+
+
+class Stage:
+    """The running state of one stage; everything in it is checkpointed."""
+
+    def __init__(self, name: str, steps: int):
+        self.name, self.steps, self.t = name, steps, 0
+        self.window: deque = deque(maxlen=WINDOW)   # (won, return) of the last episodes
+        self.points: list[tuple[str, float, int]] = []   # pending metric points
+        self.series: dict[str, list] = {"steps": [], "win_rate": [], "return": []}
+        self.evals: list[dict] = []                  # {"step": s, "win_rate": {phase: v}, "return": {...}}
+
+    def state(self) -> dict:
+        return {"name": self.name, "steps": self.steps, "t": self.t, "window": [list(w) for w in self.window],
+                "series": self.series, "evals": self.evals}
+
+    def load(self, sd: dict) -> None:
+        self.t = int(sd["t"])
+        self.window.extend(tuple(w) for w in sd["window"])
+        self.series, self.evals = sd["series"], sd["evals"]
+
+
+def _make_env(spec: JobSpec, scenario, source, n_envs: int, seed: int):
+    from ccoma.config import build
+    from ccoma.sim.engine import SimConfig
+    from ccoma.sim.env import SimEnv
+
+    cfg = build(SimConfig, spec.sim, "sim")
+    return SimEnv(scenario.map, n_envs, source=source, config=cfg, device=spec.device, seed=seed,
+                  compile=spec.budget.compile)
+
+
+def _record_episodes(stage: Stage, stats: dict) -> None:
+    for won, ret in zip(stats["won"].tolist(), stats["return"].tolist()):
+        stage.window.append((float(won), float(ret)))
+
+
+def _log_online(stage: Stage, prefix: str, losses: dict[str, list[float]]) -> None:
+    if stage.window:
+        win = sum(w for w, _ in stage.window) / len(stage.window)
+        ret = sum(r for _, r in stage.window) / len(stage.window)
+        stage.points += [(f"{prefix}/win_rate", win, stage.t), (f"{prefix}/return", ret, stage.t)]
+        stage.series["steps"].append(stage.t)
+        stage.series["win_rate"].append(win)
+        stage.series["return"].append(ret)
+    for name, values in losses.items():
+        if values:
+            stage.points.append((f"{prefix}/loss/{name}", sum(values) / len(values), stage.t))
+
+
+class Job:
+    def __init__(self, spec: JobSpec):
+        from ccoma.algos import registry
+        from ccoma.scenarios import load_scenario
+        from ccoma.tracking import Tracker
+
+        torch.set_num_threads(1)
+        torch.manual_seed(spec.seed)
+        self.spec = spec
+        b = spec.budget
+        self.scenario = load_scenario(spec.scenario).rescaled(b.train_steps, b.deploy_steps)
+        self.dir = Path(spec.run_dir) / spec.run_key / f"{spec.algo}-seed{spec.seed}"
+        self.ckpt_path = self.dir / "checkpoint.pt"
+        self.tracker = Tracker(spec.tracking_uri or None)
+        self.parent = self.tracker.evaluate_run(spec.scenario, spec.run_key, backend=spec.backend,
+                                                budget=spec.budget_name)
+        self.runs = {mode: self.tracker.method_run(self.parent, method=m, algo=spec.algo, mode=mode, seed=spec.seed,
+                                                   params=dict(spec.params, method=m, mode=mode, seed=spec.seed))
+                     for mode, m in spec.methods.items()}
+        probe = _make_env(spec, self.scenario, self.scenario.source("train", seed=spec.seed), 1, spec.seed)
+        self.env_info = probe.get_env_info()
+        self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
+        self.stages = [Stage("train", b.train_steps)] + [Stage(f"deploy/{mode}", b.deploy_steps)
+                                                         for mode in ("frozen", "continual") if mode in spec.methods]
+        self.trained: dict | None = None
+        self.stage_index = 0
+
+    # ------------------------------------------------------------------------------ plumbing
+    def _flush(self, stage: Stage) -> None:
+        if not stage.points:
+            return
+        if stage.name == "train":
+            for run in self.runs.values():
+                run.log_series(stage.points)
+        else:
+            self.runs[stage.name.split("/")[1]].log_series(stage.points)
+        stage.points = []
+
+    def _save(self, stage: Stage, env, buffer) -> None:
+        state = {"format": "ccoma-checkpoint-1", "stage_index": self.stage_index, "stage": stage.state(),
+                 "learner": self.learner.state_dict(), "rng": ckpt.rng_state(env),
+                 "buffer": ckpt.buffer_state(buffer) if buffer is not None else {},
+                 "trained": self.trained or {}, "done": [s.state() for s in self.stages[: self.stage_index]]}
+        ckpt.save(state, self.ckpt_path)
+
+    def resume(self) -> dict | None:
+        if not self.ckpt_path.exists():
+            return None
+        state = ckpt.load(self.ckpt_path)
+        self.stage_index = int(state["stage_index"])
+        self.trained = state["trained"] or None
+        for s, sd in zip(self.stages, state["done"]):
+            s.load(sd)
+        return state
+
+    # --------------------------------------------------------------------------------- stages
+    def run(self) -> dict:
+        state = self.resume()
+        while self.stage_index < len(self.stages):
+            stage = self.stages[self.stage_index]
+            if state is not None and state["stage"]["name"] == stage.name:
+                stage.load(state["stage"])
+            self._run_stage(stage, state if state is not None and state["stage"]["name"] == stage.name else None)
+            state = None
+            self.stage_index += 1
+        return self._finish()
+
+    def _setup_stage(self, stage: Stage):
+        from ccoma.data.buffer import EpisodeBuffer
+
+        spec, learner = self.spec, self.learner
+        if stage.name == "train":
+            set_all(learner.networks(), True)
+            mode, learn, offset = "explore", True, 0
+        else:
+            learner.load_state_dict(self.trained)
+            learner.clear_regularizers()
+            continual = stage.name.endswith("continual")
+            if continual:
+                apply_trainable(learner.networks(), spec.continual.trainable)
+            else:
+                set_all(learner.networks(), False)
+            mode = "explore" if continual and spec.continual.explore else "greedy"
+            learn, offset = continual, spec.budget.train_steps
+        buffer = None
+        if learn:
+            buffer = EpisodeBuffer(learner.scheme(), self.env_info["n_agents"], self.env_info["episode_limit"],
+                                   spec.budget.buffer_size, spec.device)
+        kind = "train" if stage.name == "train" else "deploy"
+        source = self.scenario.source(kind, seed=spec.seed)
+        env_seed = spec.seed * 1000 + self.stages.index(stage)
+        env = _make_env(spec, self.scenario, source, spec.budget.n_envs, env_seed)
+        return env, source, buffer, mode, learn, offset
+
+    def _run_stage(self, stage: Stage, state: dict | None) -> None:
+        from ccoma.data.rollout import Rollout
+
+        spec = self.spec
+        env, source, buffer, mode, learn, offset = self._setup_stage(stage)
+        if state is not None:
+            self.learner.load_state_dict(state["learner"])
+        elif stage.name.endswith("continual") and spec.continual.anchor != "none":
+            self._anchor()
+        rollout = Rollout(env, self.learner, buffer, mode=mode)
+        if state is not None:
+            if buffer is not None and state["buffer"]:
+                ckpt.load_buffer_state(buffer, state["buffer"])
+            ckpt.load_rng_state(env, state["rng"])
+            rollout.reset()
+        chunk = max(spec.budget.n_envs, stage.steps // spec.budget.log_points)
+        n_chunks = -(-stage.steps // chunk)
+        ckpt_every = max(1, n_chunks // spec.budget.checkpoints)
+        eval_every = max(1, n_chunks // spec.budget.eval_points)
+        if stage.name != "train" and not stage.evals:
+            self._evaluate(stage)
+        while stage.t < stage.steps:
+            i = stage.t // chunk
+            source.set_step(stage.t)
+            rollout.t_env = offset + stage.t
+            losses: dict[str, list[float]] = {}
+
+            def on_train(info, t_env):
+                for k, v in info.items():
+                    losses.setdefault(k, []).append(float(v))
+
+            stats = rollout.run(chunk, learn=learn, on_train=on_train)
+            stage.t = min(stage.steps, (i + 1) * chunk)
+            _record_episodes(stage, stats)
+            _log_online(stage, stage.name.split("/")[0], losses)
+            if stage.name != "train" and ((i + 1) % eval_every == 0 or stage.t >= stage.steps):
+                self._evaluate(stage)
+            if (i + 1) % ckpt_every == 0 or stage.t >= stage.steps:
+                rollout.reset()
+                if stage.t >= stage.steps and stage.name == "train":
+                    self.trained = self.learner.state_dict()
+                self._save(stage, env, buffer)
+                self._flush(stage)
+        if stage.name != "train":
+            self._register(stage)
+
+    def _anchor(self) -> None:
+        spec = self.spec
+        fisher = None
+        if spec.continual.anchor == "ewc":
+            # the Fisher of the trained weights on fresh training-distribution episodes
+            from ccoma.data.buffer import EpisodeBuffer
+            from ccoma.data.rollout import Rollout
+
+            env = _make_env(spec, self.scenario, self.scenario.source("train", seed=spec.seed + 7), spec.budget.n_envs,
+                            spec.seed + 7)
+            need = self.learner.config.batch_size
+            buf = EpisodeBuffer(self.learner.scheme(), self.env_info["n_agents"], self.env_info["episode_limit"],
+                                need * 2, spec.device)
+            roll = Rollout(env, self.learner, buf, mode="greedy")
+            while len(buf) < need:
+                roll.step()
+            fisher = anchors.fisher_diagonal(self.learner, lambda: buf.sample(need), spec.continual.fisher_batches)
+        anchors.attach(self.learner, spec.continual.anchor, spec.continual.anchor_weight, fisher)
+
+    def _evaluate(self, stage: Stage) -> None:
+        """Greedy win rate and return on every deployment phase: one row of the performance matrix."""
+        from ccoma.data.rollout import evaluate
+
+        spec = self.spec
+        row = {"step": stage.t, "win_rate": {}, "return": {}}
+        n = spec.budget.eval_episodes
+        rng = torch.get_rng_state()
+        for phase in self.scenario.deploy_phases:
+            src = self.scenario.phase_source(phase, seed=10_000 + spec.seed)
+            env = _make_env(spec, self.scenario, src, min(n, 16), 10_000 + spec.seed)
+            stats = evaluate(env, self.learner, n)
+            row["win_rate"][phase] = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
+            row["return"][phase] = float(stats["return"].mean()) if stats["return"].numel() else 0.0
+            stage.points += [(f"eval/{phase}/win_rate", row["win_rate"][phase], stage.t),
+                             (f"eval/{phase}/return", row["return"][phase], stage.t)]
+        torch.set_rng_state(rng)  # evaluation never shifts the training streams
+        stage.evals.append(row)
+
+    # --------------------------------------------------------------------------------- finish
+    def _register(self, stage: Stage) -> None:
+        """Register the deployed model (weights at the end of this deployment) once."""
+        from ccoma.serving import save_policy
+
+        mode = stage.name.split("/")[1]
+        run = self.runs[mode]
+        if run.tags.get("ccoma.registered"):
+            return
+        method = self.spec.methods[mode]
+        rates = stage.series["win_rate"]
+        win = sum(rates) / len(rates) if rates else 0.0
+        policy_dir = self.dir / f"policy-{method}"
+        save_policy(self.learner.networks()["agent"], policy_dir, obs_dim=self.env_info["obs_shape"],
+                    n_agents=self.env_info["n_agents"], algo=self.spec.algo)
+        version = self.tracker.register_model(run, scenario=self.scenario.name, method=method,
+                                              policy_dir=policy_dir, deploy_win_rate=win, seed=self.spec.seed)
+        run.set_tags({"ccoma.registered": str(version), "ccoma.deploy_win_rate": f"{win:.6f}"})
+
+    def _finish(self) -> dict:
+        from ccoma.continual.metrics import cl_metrics, recovery_steps
+
+        out = {"algo": self.spec.algo, "seed": self.spec.seed, "methods": {}}
+        shifts = self._shifts()
+        for stage in self.stages[1:]:
+            mode = stage.name.split("/")[1]
+            method, run = self.spec.methods[mode], self.runs[mode]
+            phases = list(self.scenario.deploy_phases)
+            steps = [e["step"] for e in stage.evals]
+            matrix = [[e["win_rate"][p] for p in phases] for e in stage.evals]
+            cl = cl_metrics(matrix, steps, phases, self._windows(phases))
+            tags = {}
+            for name, at in shifts.items():
+                rec, level = recovery_steps(stage.series["steps"], stage.series["win_rate"], at,
+                                            window=max(1, at))
+                cl[f"pre_shift_win_rate/{name}"] = level
+                if rec is None:
+                    tags[f"ccoma.recovered.{name}"] = "false"
+                else:
+                    cl[f"recovery_steps/{name}"] = rec
+            last = stage.steps
+            run.log_series([(f"cl/{k}", v, last) for k, v in cl.items() if v == v])
+            if tags:
+                run.set_tags(tags)
+            run.finish("finished")
+            out["methods"][method] = {"run_id": run.run_id, "mode": mode, "series": stage.series,
+                                      "evals": stage.evals, "cl": cl}
+        return out
+
+    def _shifts(self) -> dict[str, int]:
+        """Deployment steps where the world changes: unseen_from, and every later phase boundary."""
+        at = {}
+        unseen = self.scenario.unseen_from
+        if unseen:
+            at["unseen"] = int(unseen)
+        for i, b in enumerate(self.scenario.boundaries("deploy")):
+            if 0 < b < self.spec.budget.deploy_steps and b not in at.values():
+                at[f"boundary{i}"] = int(b)
+        return at
+
+    def _windows(self, phases: list[str]) -> dict[str, tuple[int, int]]:
+        """Where each deployment phase is first active: (first step, end of that stretch)."""
+        windows = {}
+        for seg in self.scenario.segments("deploy"):
+            w = [max(a, b) for a, b in zip(seg.w_start, seg.w_end)]
+            for i, name in enumerate(self.scenario.phase_names):
+                if name in phases and w[i] > 0 and name not in windows:
+                    windows[name] = (seg.start, seg.end)
+        return windows
+
+
+def run_job(spec: JobSpec) -> dict:
+    """Entry point for a worker: run (or resume) the job and return its results."""
+    started = time.time()
+    job = Job(spec)
+    try:
+        result = job.run()
+    except KeyboardInterrupt:
+        for run in job.runs.values():
+            run.finish("interrupted")
+        raise
+    except Exception:
+        for run in job.runs.values():
+            run.finish("failed")
+        raise
+    result["seconds"] = time.time() - started
+    return result
