@@ -21,18 +21,17 @@ def _worker_init() -> None:
 
 
 def run_local(specs: list, workers: int = 0) -> Iterator[tuple[object, object]]:
-    """Run jobs in a pool of ``workers`` processes (0 = CPU count); one job runs in-process."""
+    """Run jobs in a pool of ``workers`` processes (0 = CPU count); with one worker, in-process."""
     from ccoma.job import run_job
 
-    if len(specs) == 1 and workers <= 1:
-        try:
-            yield specs[0], run_job(specs[0])
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported per job
-            yield specs[0], exc
-        return
     n = min(len(specs), workers or os.cpu_count() or 1)
+    if n <= 1:
+        for spec in specs:
+            try:
+                yield spec, run_job(spec)
+            except Exception as exc:  # noqa: BLE001 - reported per job
+                yield spec, exc
+        return
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
         futures = {pool.submit(run_job, s): s for s in specs}
         for fut in as_completed(futures):

@@ -1,0 +1,166 @@
+"""End to end through the CLI with the smoke budget, against real MLflow stores."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SMOKE = ["evaluate", "--budget", "smoke", "--no-report", "--workers", "1"]
+
+
+def ccoma(args, cwd, timeout=300, check=True):
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
+    res = subprocess.run([sys.executable, "-m", "ccoma.cli", *args], cwd=cwd, capture_output=True, text=True,
+                         timeout=timeout, env=env)
+    if check and res.returncode != 0:
+        raise AssertionError(f"ccoma {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def series(frame, method, metric):
+    rows = frame[(frame.method == method) & (frame.key == metric)].sort_values("step")
+    return list(zip(rows.step.tolist(), rows.value.tolist()))
+
+
+def check_store(uri, methods, scenario="shifting_spawn"):
+    from ccoma.tracking import Tracker, load_frame
+
+    frame = load_frame(scenario, tracking_uri=uri)
+    assert set(frame.method.unique()) == set(methods)
+    for m in methods:
+        for key in ("train/win_rate", "train/return", "deploy/win_rate", "deploy/return", "eval/known_sites/win_rate",
+                    "eval/new_sites/win_rate", "cl/avg_performance"):
+            assert series(frame, m, key), f"{m} has no {key}"
+        steps = [s for s, _ in series(frame, m, "deploy/win_rate")]
+        assert steps == sorted(set(steps)) and steps[-1] == 3000
+        evals = [s for s, _ in series(frame, m, "eval/new_sites/win_rate")]
+        assert evals[0] == 0 and evals[-1] == 3000
+    tracker = Tracker(uri)
+    runs = tracker.load_runs(scenario)
+    assert set(runs.status) == {"finished"}
+    runs = runs[runs.kind == "method"]
+    parent_id = runs.parent_run_id.iloc[0]
+    parent = tracker.client.get_run(parent_id)
+    assert parent.data.params["budget.train_steps"] == "3000"
+    assert parent.data.params["protocol.unseen_from"] == "600"  # 200K of 1M, rescaled to 3000 deploy steps
+    assert parent.data.tags["ccoma.backend"].startswith("ccoma-sim")
+    arts = {a.path for a in tracker.client.list_artifacts(parent_id)}
+    assert {"config", "scenario"} <= arts
+    child = runs[runs.method == methods[0]].run_id.iloc[0]
+    params = tracker.client.get_run(child).data.params
+    assert params["method"] == methods[0] and params["budget.n_envs"] == "8"
+    models = {r["name"]: r for r in tracker.list_models(scenario) if "champion" in r["aliases"]}
+    assert set(models) == {f"ccoma-{scenario}-{m}" for m in methods}
+    return frame
+
+
+def predict_champion(uri, name):
+    import mlflow.pyfunc
+
+    from ccoma.sim.env import SimEnv
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    env = SimEnv.from_map("dynamic_5v5", n_envs=3)
+    env.reset()
+    obs, avail = env.get_obs().numpy(), env.get_avail_actions().numpy()
+    actions = np.asarray(model.predict({"obs": obs, "avail": avail}))
+    assert actions.shape == (3, 5)
+    assert avail[np.arange(3)[:, None], np.arange(5)[None, :], actions].all()
+
+
+def test_evaluate_smoke_sqlite(tmp_path):
+    res = ccoma(SMOKE + ["-m", "c-qmix", "-m", "qmix", "-m", "c-coma", "--seed", "0"], tmp_path)
+    assert "2 jobs finished, 0 failed" in res.stdout
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert (tmp_path / "mlflow.db").exists()
+    check_store(uri, ["c-qmix", "qmix", "c-coma"])
+    predict_champion(uri, "ccoma-shifting_spawn-c-coma")
+
+
+def test_evaluate_smoke_server(tmp_path, mlflow_server):
+    ccoma(SMOKE + ["-m", "c-vdn", "--seed", "1", "--tracking-uri", mlflow_server], tmp_path)
+    assert not (tmp_path / "mlflow.db").exists()
+    check_store(mlflow_server, ["c-vdn"])
+    predict_champion(mlflow_server, "ccoma-shifting_spawn-c-vdn")
+
+
+def _wait_for(path: Path, proc, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and proc.poll() is None:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def test_killed_and_resumed_run_has_the_same_metrics(tmp_path):
+    args = SMOKE + ["-m", "c-coma", "--seed", "3", "--train-steps", "4000", "--deploy-steps", "4000"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    full.mkdir()
+    cut.mkdir()
+    ccoma(args, full)
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "ccoma.cli", *args], cwd=cut, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = list((cut / "ccoma_runs").glob("*")) if (cut / "ccoma_runs").exists() else []
+    # kill it in the middle of deployment: after the training stage's final checkpoint
+    deadline = time.monotonic() + 240
+    killed = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        ckpts = list((cut / "ccoma_runs").glob("*/coma-seed3/checkpoint.pt"))
+        if ckpts:
+            import torch
+
+            try:
+                state = torch.load(ckpts[0], weights_only=True)
+            except Exception:  # being replaced right now
+                state = None
+            if state and state["stage"]["name"] == "deploy/continual" and state["stage"]["t"] < 4000:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed, "the run finished before it could be killed mid-deployment"
+    res = ccoma(args + ["--resume"], cut)
+    assert "1 jobs finished" in res.stdout
+    from ccoma.tracking import load_frame
+
+    a = load_frame("shifting_spawn", tracking_uri=f"sqlite:///{full / 'mlflow.db'}")
+    b = load_frame("shifting_spawn", tracking_uri=f"sqlite:///{cut / 'mlflow.db'}")
+    keys = sorted(set(a.key))
+    assert keys == sorted(set(b.key))
+    for key in keys:
+        sa, sb = series(a, "c-coma", key), series(b, "c-coma", key)
+        assert [s for s, _ in sa] == [s for s, _ in sb], f"{key}: steps differ (lost or duplicated points)"
+        assert np.allclose([v for _, v in sa], [v for _, v in sb], atol=1e-6), f"{key}: values differ"
+
+
+def test_ray_gives_the_same_results_as_the_local_pool(tmp_path):
+    pytest.importorskip("ray")
+    args = SMOKE[:-2] + ["-m", "qmix", "-m", "vdn", "--seed", "0"]
+    local, ray_dir = tmp_path / "local", tmp_path / "ray"
+    local.mkdir()
+    ray_dir.mkdir()
+    ccoma(args + ["--workers", "2"], local)
+    env_home = tmp_path / "home"
+    env_home.mkdir()
+    res = ccoma(args + ["--executor", "ray"], ray_dir, timeout=400)
+    assert "2 jobs finished, 0 failed" in res.stdout
+    from ccoma.tracking import load_frame
+
+    a = load_frame("shifting_spawn", tracking_uri=f"sqlite:///{local / 'mlflow.db'}")
+    b = load_frame("shifting_spawn", tracking_uri=f"sqlite:///{ray_dir / 'mlflow.db'}")
+    for method in ("qmix", "vdn"):
+        for key in ("train/return", "deploy/return", "eval/new_sites/return"):
+            sa, sb = series(a, method, key), series(b, method, key)
+            assert sa and [s for s, _ in sa] == [s for s, _ in sb]
+            assert np.allclose([v for _, v in sa], [v for _, v in sb], atol=1e-6)
