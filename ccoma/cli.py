@@ -13,9 +13,11 @@ from ccoma.errors import CcomaError
 
 # command name -> "module:attribute"; modules are imported only when their command runs or --help lists it
 COMMANDS = {
+    "evaluate": "ccoma.commands.evaluate:evaluate",
     "maps": "ccoma.commands.maps:maps",
     "models": "ccoma.commands.models:models",
     "report": "ccoma.commands.report:report",
+    "render": "ccoma.commands.render:render",
     "scenarios": "ccoma.commands.scenarios:scenarios",
 }
 
@@ -49,6 +51,10 @@ def cli():
 
 
 def main(argv=None):
+    import os
+
+    # MLflow's INFO chatter (database migrations, registrations) is not for the terminal
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         cli.main(args=argv, prog_name="ccoma", standalone_mode=True)
     except KeyboardInterrupt:

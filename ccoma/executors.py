@@ -78,6 +78,31 @@ def run_ray(specs: list, address: str = "") -> Iterator[tuple[object, object]]:
             ray.shutdown()
 
 
+def check(executor: str, address: str = "", timeout: float = 3.0) -> None:
+    """Fail fast, before anything is logged, on an unknown executor or an unreachable Ray cluster."""
+    if executor not in ("local", "ray"):
+        raise CcomaError(f"--executor: unknown executor '{executor}' (known: local, ray)")
+    if executor != "ray":
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise CcomaError("executor 'ray' needs Ray: pip install 'ccoma[ray]'") from None
+    if not address or address == "auto":
+        return
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise CcomaError(f"--ray-address: expected host:port, got '{address}'")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise CcomaError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
 def run(specs: list, executor: str = "local", workers: int = 0, address: str = ""):
     if executor == "local":
         return run_local(specs, workers)

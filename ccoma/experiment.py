@@ -76,9 +76,12 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     from ccoma.scenarios import load_scenario, scenario_path
     from ccoma.tracking import Tracker
 
-    tracker = Tracker(cfg.tracking_uri or None)  # probes a server first: unreachable = one clear line
+    executors.check(cfg.executor, cfg.ray_address)
     scenario = load_scenario(cfg.scenario)
     run_key = _run_key(cfg, resume)
+    if resume:
+        _check_checkpoints(job_specs(cfg, run_key, {}))
+    tracker = Tracker(cfg.tracking_uri or None)  # probes a server first: unreachable = one clear line
     params = flatten(cfg)
     params.update({"protocol.unseen_from": _unseen(scenario, cfg), "budget.train_steps": cfg.budget.train_steps,
                    "budget.deploy_steps": cfg.budget.deploy_steps, "backend": BACKEND})
@@ -117,6 +120,16 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     if cfg.report:
         report = write_report(cfg, tracker)
     return {"run_id": parent.run_id, "results": results, "failed": failed, "report": report, "run_key": run_key}
+
+
+def _check_checkpoints(specs) -> None:
+    """Refuse to resume from a corrupt checkpoint before any job starts (nothing logged is touched)."""
+    from ccoma import checkpoint
+
+    for spec in specs:
+        path = Path(spec.run_dir) / spec.run_key / f"{spec.algo}-seed{spec.seed}" / "checkpoint.pt"
+        if path.exists():
+            checkpoint.load(path)
 
 
 def _unseen(scenario, cfg: RunConfig):
