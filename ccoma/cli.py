@@ -13,6 +13,8 @@ from ccoma.errors import CcomaError
 
 # command name -> "module:attribute"; modules are imported only when their command runs or --help lists it
 COMMANDS = {
+    "train": "ccoma.commands.train_deploy:train",
+    "deploy": "ccoma.commands.train_deploy:deploy",
     "evaluate": "ccoma.commands.evaluate:evaluate",
     "maps": "ccoma.commands.maps:maps",
     "models": "ccoma.commands.models:models",

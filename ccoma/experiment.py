@@ -149,3 +149,43 @@ def write_report(cfg: RunConfig, tracker=None) -> list | None:
         raise CcomaError(f"report: the analysis package is unavailable ({exc})") from None
     out = Path("reports") / cfg.scenario
     return build_report([cfg.scenario], cfg.tracking_uri or None, out, "both")
+
+
+def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen", init_from: str = "",
+           echo=click.echo) -> dict:
+    """``ccoma train`` (kind "train": the training stage only) and ``ccoma deploy`` (kind "deploy":
+    one deployment of a trained checkpoint or policy directory). Logged under a parent run of that kind."""
+    from ccoma import executors
+    from ccoma.job import run_job
+    from ccoma.tracking import Tracker
+
+    executors.check("local")
+    tracker = Tracker(cfg.tracking_uri or None)
+    run_key = f"{kind}-{config_hash(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    params = flatten(cfg)
+    parent = tracker.evaluate_run(cfg.scenario, run_key, backend=BACKEND, budget=cfg.budget_name, params=params,
+                                  tags={"ccoma.kind": kind, "ccoma.init_from": init_from or "-"})
+    spec = job_specs(dataclasses.replace(cfg, methods=(_method(algo, mode),), seeds=(seed,)), run_key, params)[0]
+    spec = dataclasses.replace(spec, parent_run_id=parent.run_id, init_from=init_from,
+                               stages=("train",) if kind == "train" else ())
+    echo(f"ccoma {kind}: {algo} seed {seed} on {cfg.scenario} [{BACKEND}]")
+    try:
+        result = run_job(spec)
+    except KeyboardInterrupt:
+        parent.finish("interrupted")
+        raise
+    except Exception:
+        parent.finish("failed")
+        raise
+    parent.finish("finished")
+    result["run_id"] = parent.run_id
+    return result
+
+
+def _method(algo: str, mode: str) -> str:
+    from ccoma.run_config import METHODS
+
+    for name, (a, m) in METHODS.items():
+        if a == algo and m == mode:
+            return name
+    raise CcomaError(f"--algo: unknown algorithm '{algo}' (known: {', '.join(sorted({a for a, _ in METHODS.values()}))})")

@@ -45,6 +45,9 @@ class JobSpec:
     backend: str
     params: dict
     run_dir: str
+    parent_run_id: str = ""     # the evaluate/train/deploy parent run this job logs under
+    stages: tuple = ()          # () = train, then a deployment per requested mode; ("train",) = train only
+    init_from: str = ""         # deploy from this trained checkpoint (or policy directory) instead of training
 
 
 class Stage:
@@ -109,8 +112,13 @@ class Job:
         self.dir = Path(spec.run_dir) / spec.run_key / f"{spec.algo}-seed{spec.seed}"
         self.ckpt_path = self.dir / "checkpoint.pt"
         self.tracker = Tracker(spec.tracking_uri or None)
-        self.parent = self.tracker.evaluate_run(spec.scenario, spec.run_key, backend=spec.backend,
-                                                budget=spec.budget_name)
+        if spec.parent_run_id:
+            from ccoma.tracking import Run
+
+            self.parent = Run(self.tracker, self.tracker.client.get_run(spec.parent_run_id), resumed=True)
+        else:
+            self.parent = self.tracker.evaluate_run(spec.scenario, spec.run_key, backend=spec.backend,
+                                                    budget=spec.budget_name)
         self.runs = {mode: self.tracker.method_run(self.parent, method=m, algo=spec.algo, mode=mode, seed=spec.seed,
                                                    params=dict(spec.params, method=m, mode=mode, seed=spec.seed))
                      for mode, m in spec.methods.items()}
@@ -119,8 +127,30 @@ class Job:
         self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
         self.stages = [Stage("train", b.train_steps)] + [Stage(f"deploy/{mode}", b.deploy_steps)
                                                          for mode in ("frozen", "continual") if mode in spec.methods]
+        if spec.stages:
+            self.stages = [s for s in self.stages if s.name in spec.stages]
         self.trained: dict | None = None
+        if spec.init_from:
+            self.trained = self._initial_weights(spec.init_from)
+            self.stages = [s for s in self.stages if s.name != "train"]
         self.stage_index = 0
+
+    def _initial_weights(self, path: str) -> dict:
+        """Trained weights from a ccoma checkpoint, or the agent network of a policy directory
+        (other networks - critic, mixer - then start fresh)."""
+        from ccoma.errors import CcomaError
+
+        p = Path(path)
+        if p.is_dir():
+            agent = torch.load(p / "agent.pt", map_location="cpu", weights_only=True)
+            self.learner.networks()["agent"].load_state_dict(agent)
+            return self.learner.state_dict()
+        state = ckpt.load(p)
+        if state.get("algo") != self.spec.algo:
+            raise CcomaError(f"checkpoint {p} holds a '{state.get('algo')}' learner, not '{self.spec.algo}' (--algo)")
+        if not state.get("trained"):
+            raise CcomaError(f"checkpoint {p} holds no finished training stage")
+        return state["trained"]
 
     # ------------------------------------------------------------------------------ plumbing
     def _flush(self, stage: Stage) -> None:
@@ -134,7 +164,7 @@ class Job:
         stage.points = []
 
     def _save(self, stage: Stage, env, buffer) -> None:
-        state = {"format": "ccoma-checkpoint-1", "stage_index": self.stage_index, "stage": stage.state(),
+        state = {"format": "ccoma-checkpoint-1", "algo": self.spec.algo, "stage_index": self.stage_index, "stage": stage.state(),
                  "learner": self.learner.state_dict(), "rng": ckpt.rng_state(env),
                  "buffer": ckpt.buffer_state(buffer) if buffer is not None else {},
                  "trained": self.trained or {}, "done": [s.state() for s in self.stages[: self.stage_index]]}
@@ -144,6 +174,10 @@ class Job:
         if not self.ckpt_path.exists():
             return None
         state = ckpt.load(self.ckpt_path)
+        if state.get("algo") != self.spec.algo:
+            from ccoma.errors import CcomaError
+
+            raise CcomaError(f"checkpoint {self.ckpt_path} holds a '{state.get('algo')}' learner, not '{self.spec.algo}'")
         self.stage_index = int(state["stage_index"])
         self.trained = state["trained"] or None
         for s, sd in zip(self.stages, state["done"]):
@@ -185,7 +219,7 @@ class Job:
                                    spec.budget.buffer_size, spec.device)
         kind = "train" if stage.name == "train" else "deploy"
         source = self.scenario.source(kind, seed=spec.seed)
-        env_seed = spec.seed * 1000 + self.stages.index(stage)
+        env_seed = spec.seed * 1000 + (kind == "deploy")  # frozen and continual meet the same worlds
         env = _make_env(spec, self.scenario, source, spec.budget.n_envs, env_seed)
         return env, source, buffer, mode, learn, offset
 
@@ -295,9 +329,15 @@ class Job:
     def _finish(self) -> dict:
         from ccoma.continual.metrics import cl_metrics, recovery_steps
 
-        out = {"algo": self.spec.algo, "seed": self.spec.seed, "methods": {}}
+        out = {"algo": self.spec.algo, "seed": self.spec.seed, "methods": {}, "checkpoint": str(self.ckpt_path)}
         shifts = self._shifts()
-        for stage in self.stages[1:]:
+        if [s.name for s in self.stages] == ["train"]:
+            for mode, run in self.runs.items():
+                run.finish("finished")
+                out["methods"][self.spec.methods[mode]] = {"run_id": run.run_id, "mode": "train",
+                                                           "series": self.stages[0].series, "evals": [], "cl": {}}
+            return out
+        for stage in [s for s in self.stages if s.name != "train"]:
             mode = stage.name.split("/")[1]
             method, run = self.spec.methods[mode], self.runs[mode]
             phases = list(self.scenario.deploy_phases)

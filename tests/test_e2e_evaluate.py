@@ -164,3 +164,21 @@ def test_ray_gives_the_same_results_as_the_local_pool(tmp_path):
             sa, sb = series(a, method, key), series(b, method, key)
             assert sa and [s for s, _ in sa] == [s for s, _ in sb]
             assert np.allclose([v for _, v in sa], [v for _, v in sb], atol=1e-6)
+
+
+def test_train_then_deploy_a_checkpoint(tmp_path):
+    out = ccoma(["train", "--budget", "smoke", "--algo", "vdn", "--seed", "2"], tmp_path).stdout
+    ckpt = out.strip().splitlines()[-1].split("checkpoint: ")[1]
+    assert (tmp_path / ckpt).exists()
+    res = ccoma(["deploy", "--budget", "smoke", "--algo", "vdn", "--mode", "continual", "--checkpoint", ckpt],
+                tmp_path)
+    assert "c-vdn: mean online win rate" in res.stdout
+    from ccoma.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = tracker.experiment_id("shifting_spawn", create=False)
+    for kind in ("train", "deploy"):
+        parents = tracker.client.search_runs([exp], f"tags.`ccoma.kind` = '{kind}'")
+        assert len(parents) == 1 and parents[0].data.tags["ccoma.status"] == "finished"
+    bad = ccoma(["deploy", "--budget", "smoke", "--algo", "coma", "--checkpoint", ckpt], tmp_path, check=False)
+    assert bad.returncode == 2 and "holds a 'vdn' learner" in bad.stderr and "Traceback" not in bad.stderr

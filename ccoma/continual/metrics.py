@@ -32,7 +32,11 @@ def cl_metrics(matrix: Sequence[Sequence[float]], eval_steps: Sequence[int], pha
     Returns flat ``{"avg_performance": ..., "forgetting/<phase>": ..., "bwt": ..., "forward_transfer": ...}``;
     a metric with no defined term (e.g. a single phase) is left out.
     """
-    from avalanche.evaluation.metrics import BWT, Forgetting, ForwardTransfer
+    import warnings
+
+    with warnings.catch_warnings():  # avalanche pulls qpsolvers, which warns that it found no QP solver
+        warnings.simplefilter("ignore")
+        from avalanche.evaluation.metrics import BWT, Forgetting, ForwardTransfer
 
     if not matrix:
         return {}
