@@ -161,13 +161,17 @@ class SimEnv:
         self._state = self.observer.state(self.battle, self.last_actions)
 
     # ------------------------------------------------------------------------------------ step
-    def step(self, actions: torch.Tensor) -> StepOut:
-        """Advance every battle one agent step with ``actions`` [B, N] (SMAC action ids)."""
+    def step(self, actions: torch.Tensor, auto_reset: bool = True) -> StepOut:
+        """Advance every battle one agent step with ``actions`` [B, N] (SMAC action ids).
+
+        ``auto_reset=False`` leaves finished battles as they ended (for pictures); step them again
+        only after :meth:`reset`.
+        """
         if self.battle is None:
             self.reset()
         out = self._advance_fn(actions.to(self.device, torch.long))
         done = out.terminated | out.truncated
-        if bool(done.any()):
+        if auto_reset and bool(done.any()):
             b = self.battle
             idx = done.nonzero().squeeze(1)
             self._reset_idx(idx)

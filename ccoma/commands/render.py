@@ -1,0 +1,77 @@
+"""``ccoma render``: one simulated battle as PNG frames and an animated GIF."""
+from __future__ import annotations
+
+import click
+
+
+def policy_from_checkpoint(path: str, env):
+    """A policy callable ``(obs [B, N, obs], avail [B, N, A]) -> actions [B, N]`` from a trained checkpoint.
+
+    Delegates to ``ccoma.experiment.load_policy(path, env)`` once the harness provides it."""
+    import importlib
+    import importlib.util
+
+    from ccoma.errors import CcomaError
+
+    if importlib.util.find_spec("ccoma.experiment") is None:
+        raise CcomaError(f"{path}: rendering a trained policy is not available yet (no ccoma.experiment)")
+    experiment = importlib.import_module("ccoma.experiment")
+    if not hasattr(experiment, "load_policy"):
+        raise CcomaError(f"{path}: rendering a trained policy is not available yet (no ccoma.experiment.load_policy)")
+    return experiment.load_policy(path, env)
+
+
+def build_env(map_name: str | None, scenario: str | None, phase: str | None, seed: int):
+    """A one-environment SimEnv for a map (its own spawns) or one phase of a scenario; returns (env, label)."""
+    from ccoma.errors import CcomaError
+    from ccoma.sim.env import SimEnv
+
+    if map_name and scenario:
+        raise CcomaError("render: give either --map or --scenario, not both")
+    if phase and not scenario:
+        raise CcomaError("render: --phase needs --scenario")
+    if not scenario:
+        name = map_name or "2s3z"
+        return SimEnv.from_map(name, n_envs=1, seed=seed), name
+    from ccoma.scenarios import load_scenario
+
+    scn = load_scenario(scenario)
+    phase = phase or scn.phase_names[0]
+    source = scn.phase_source(phase, seed=seed)
+    return SimEnv(scn.map, 1, source=source, seed=seed), f"{scn.name}-{phase}"
+
+
+@click.command()
+@click.option("--map", "map_name", default=None, help="Map to fight on (default 2s3z), with its default spawns.")
+@click.option("--scenario", default=None, help="Scenario (name or YAML path); the episode is drawn from one phase.")
+@click.option("--phase", default=None, help="The scenario phase to draw from (default: its first phase).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the episode and the random policy.")
+@click.option("--steps", type=int, default=None, help="Stop after this many steps (default: the episode limit).")
+@click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
+              help="Folder for the frames and the GIF (default: renders/<map or scenario-phase>-seed<S>).")
+@click.option("--every", type=int, default=1, show_default=True, help="Draw every k-th step (the last always).")
+@click.option("--gif/--no-gif", default=True, show_default=True, help="Also write battle.gif.")
+@click.option("--fps", type=float, default=6.0, show_default=True, help="GIF frames per second.")
+@click.option("--sight/--no-sight", default=True, show_default=True, help="Draw the agents' sight circles.")
+@click.option("--ranges/--no-ranges", default=True, show_default=True, help="Draw weapon ranges.")
+@click.option("--crop/--no-crop", default=True, show_default=True, help="Zoom on the part of the arena in use.")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="A trained policy checkpoint to drive the agents (default: random valid actions).")
+def render(map_name, scenario, phase, seed, steps, output, every, gif, fps, sight, ranges, crop, checkpoint):
+    """Draw one battle of the built-in simulator as PNG frames (and a GIF)."""
+    from pathlib import Path
+
+    from ccoma.errors import CcomaError
+    from ccoma.sim.render import outcome, record_episode, render_frames, write_gif
+
+    if every < 1 or (steps is not None and steps < 1) or fps <= 0:
+        raise CcomaError("render: --every and --steps must be at least 1 and --fps positive")
+    env, label = build_env(map_name, scenario, phase, seed)
+    policy = policy_from_checkpoint(checkpoint, env) if checkpoint else None
+    frames = record_episode(env, policy=policy, max_steps=steps, seed=seed, label=label)
+    out = Path(output or Path("renders") / f"{label}-seed{seed}")
+    paths = render_frames(frames, out, every=every, sight=sight, ranges=ranges, crop=crop)
+    click.echo(f"{label}: {len(frames) - 1} steps ({outcome(frames[-1])}), {len(paths)} frames -> {out}/frame_*.png")
+    if gif:
+        path = write_gif(frames, out / "battle.gif", fps=fps, every=every, sight=sight, ranges=ranges, crop=crop)
+        click.echo(f"gif -> {path}")
