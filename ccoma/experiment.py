@@ -189,3 +189,40 @@ def _method(algo: str, mode: str) -> str:
         if a == algo and m == mode:
             return name
     raise CcomaError(f"--algo: unknown algorithm '{algo}' (known: {', '.join(sorted({a for a, _ in METHODS.values()}))})")
+
+
+def load_policy(path: str, env):
+    """A stateful greedy policy ``(obs [B,N,O], avail [B,N,A]) -> actions [B,N]`` for ``env`` from a ccoma
+    checkpoint (its current learner) or a policy directory (a registered model's artifacts)."""
+    import torch
+
+    from ccoma import checkpoint
+
+    p = Path(path)
+    if p.is_dir():
+        from ccoma.serving import load_policy as load_dir
+
+        greedy = load_dir(p)
+        step = greedy.step
+        hidden = greedy.init_hidden(env.n_envs)
+    else:
+        from ccoma.algos import registry
+
+        state = checkpoint.load(p)
+        learner = registry.make(state["algo"], env.get_env_info(), "cpu")
+        learner.load_state_dict(state["learner"])
+        hidden = learner.init_hidden(env.n_envs)
+
+        def step(obs, avail, last, h):
+            return learner.act(obs, avail, last, h, 0, "greedy")
+
+    last = torch.full((env.n_envs, env.n_agents), -1, dtype=torch.long)
+    memory = {"hidden": hidden, "last": last}
+
+    @torch.no_grad()
+    def policy(obs, avail):
+        actions, memory["hidden"] = step(obs.cpu(), avail.cpu(), memory["last"], memory["hidden"])
+        memory["last"] = actions
+        return actions
+
+    return policy

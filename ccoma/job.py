@@ -244,6 +244,8 @@ class Job:
         eval_every = max(1, n_chunks // spec.budget.eval_points)
         if stage.name != "train" and not stage.evals:
             self._evaluate(stage)
+            if stage.name.endswith("continual"):
+                self._render(stage, "before")
         while stage.t < stage.steps:
             i = stage.t // chunk
             source.set_step(stage.t)
@@ -267,6 +269,8 @@ class Job:
                 self._save(stage, env, buffer)
                 self._flush(stage)
         if stage.name != "train":
+            if stage.name.endswith("continual"):
+                self._render(stage, "after")
             self._register(stage)
 
     def _anchor(self) -> None:
@@ -306,6 +310,37 @@ class Job:
                              (f"eval/{phase}/return", row["return"][phase], stage.t)]
         torch.set_rng_state(rng)  # evaluation never shifts the training streams
         stage.evals.append(row)
+
+    def _render(self, stage: Stage, when: str) -> None:
+        """One greedy battle on the last deployment phase, as a GIF and a few frames (Figs. 6-7)."""
+        spec = self.spec
+        if spec.budget.render_steps <= 0:
+            return
+        from ccoma.sim.render import record_episode, render_frames, write_gif
+
+        rng = torch.get_rng_state()
+        phase = self.scenario.deploy_phases[-1]
+        seed = 20_000 + spec.seed
+        env = _make_env(dataclasses.replace(spec, budget=dataclasses.replace(spec.budget, compile=False)),
+                        self.scenario, self.scenario.phase_source(phase, seed=seed), 1, seed)
+        learner, memory = self.learner, {}
+
+        @torch.no_grad()
+        def policy(obs, avail):
+            h = memory.get("h", learner.init_hidden(1))
+            last = memory.get("last", torch.full((1, env.n_agents), -1, dtype=torch.long, device=learner.device))
+            actions, memory["h"] = learner.act(obs.to(learner.device), avail.to(learner.device), last, h, 0, "greedy")
+            memory["last"] = actions
+            return actions
+
+        method = spec.methods[stage.name.split("/")[1]]
+        frames = record_episode(env, policy, max_steps=spec.budget.render_steps,
+                                label=f"{method} {when} adaptation ({phase}, step {stage.t})")
+        out = self.dir / "renders" / when
+        write_gif(frames, out / f"{method}-{when}.gif", every=2)
+        render_frames(frames, out, every=max(1, len(frames) // 4))
+        self.runs[stage.name.split("/")[1]].log_artifact(out, f"renders/{when}")
+        torch.set_rng_state(rng)
 
     # --------------------------------------------------------------------------------- finish
     def _register(self, stage: Stage) -> None:

@@ -36,12 +36,15 @@ class Budget:
     checkpoints: int = doc("Checkpoints per stage (a resumed run restarts at the last one).", 10)
     buffer_size: int = doc("Replay capacity in episodes (the paper: 5000).", 5000)
     compile: bool = doc("Compile the simulator step with torch.compile (worth it for long runs).", False)
+    render_steps: int = doc("Continual deployments draw one battle on the last deployment phase before and "
+                            "after adaptation (GIF + frames, artifact 'renders/'), at most this many steps; "
+                            "0 = no pictures.", 120)
 
 
 BUDGETS: dict[str, Budget] = {
     # seconds per job: for tests and CI
     "smoke": Budget(train_steps=3_000, deploy_steps=3_000, n_envs=8, log_points=10, eval_points=3,
-                    eval_episodes=8, checkpoints=3, buffer_size=200),
+                    eval_episodes=8, checkpoints=3, buffer_size=200, render_steps=12),
     # minutes on a laptop: shows the shift
     "quick": Budget(train_steps=150_000, deploy_steps=150_000, n_envs=16, log_points=60, eval_points=6,
                     eval_episodes=32, checkpoints=6, buffer_size=1000, compile=False),

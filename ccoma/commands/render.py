@@ -5,20 +5,16 @@ import click
 
 
 def policy_from_checkpoint(path: str, env):
-    """A policy callable ``(obs [B, N, obs], avail [B, N, A]) -> actions [B, N]`` from a trained checkpoint.
-
-    Delegates to ``ccoma.experiment.load_policy(path, env)`` once the harness provides it."""
-    import importlib
-    import importlib.util
+    """A greedy policy callable ``(obs [B, N, obs], avail [B, N, A]) -> actions [B, N]`` from a ccoma
+    checkpoint or a policy directory (see ``ccoma.experiment.load_policy``)."""
+    from pathlib import Path
 
     from ccoma.errors import CcomaError
+    from ccoma.experiment import load_policy
 
-    if importlib.util.find_spec("ccoma.experiment") is None:
-        raise CcomaError(f"{path}: rendering a trained policy is not available yet (no ccoma.experiment)")
-    experiment = importlib.import_module("ccoma.experiment")
-    if not hasattr(experiment, "load_policy"):
-        raise CcomaError(f"{path}: rendering a trained policy is not available yet (no ccoma.experiment.load_policy)")
-    return experiment.load_policy(path, env)
+    if not Path(path).exists():
+        raise CcomaError(f"--checkpoint {path}: no such file or directory")
+    return load_policy(path, env)
 
 
 def build_env(map_name: str | None, scenario: str | None, phase: str | None, seed: int):
