@@ -337,9 +337,10 @@ class Job:
         frames = record_episode(env, policy, max_steps=spec.budget.render_steps,
                                 label=f"{method} {when} adaptation ({phase}, step {stage.t})")
         out = self.dir / "renders" / when
-        write_gif(frames, out / f"{method}-{when}.gif", every=2)
-        render_frames(frames, out, every=max(1, len(frames) // 4))
-        self.runs[stage.name.split("/")[1]].log_artifact(out, f"renders/{when}")
+        write_gif(frames, out / f"{when}_adaptation.gif", every=2)
+        for png in render_frames(frames, out, every=max(1, len(frames) // 2)):
+            png.rename(png.with_name(f"{when}_adaptation_{png.stem}.png"))  # names the report orders by
+        self.runs[stage.name.split("/")[1]].log_artifact(out, "renders")
         torch.set_rng_state(rng)
 
     # --------------------------------------------------------------------------------- finish

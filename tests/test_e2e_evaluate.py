@@ -21,8 +21,11 @@ def ccoma(args, cwd, timeout=300, check=True):
     return res
 
 
-def series(frame, method, metric):
-    rows = frame[(frame.method == method) & (frame.key == metric)].sort_values("step")
+def series(frame, method, metric, seed=None):
+    rows = frame[(frame.method == method) & (frame.key == metric)]
+    if seed is not None:
+        rows = rows[rows.seed.astype(int) == seed]
+    rows = rows.sort_values("step")
     return list(zip(rows.step.tolist(), rows.value.tolist()))
 
 
@@ -32,13 +35,14 @@ def check_store(uri, methods, scenario="shifting_spawn"):
     frame = load_frame(scenario, tracking_uri=uri)
     assert set(frame.method.unique()) == set(methods)
     for m in methods:
-        for key in ("train/win_rate", "train/return", "deploy/win_rate", "deploy/return", "eval/known_sites/win_rate",
-                    "eval/new_sites/win_rate", "cl/avg_performance"):
-            assert series(frame, m, key), f"{m} has no {key}"
-        steps = [s for s, _ in series(frame, m, "deploy/win_rate")]
-        assert steps == sorted(set(steps)) and steps[-1] == 3000
-        evals = [s for s, _ in series(frame, m, "eval/new_sites/win_rate")]
-        assert evals[0] == 0 and evals[-1] == 3000
+        for seed in sorted(frame[frame.method == m].seed.astype(int).unique()):
+            for key in ("train/win_rate", "train/return", "deploy/win_rate", "deploy/return",
+                        "eval/known_sites/win_rate", "eval/new_sites/win_rate", "cl/avg_performance"):
+                assert series(frame, m, key, seed), f"{m} seed {seed} has no {key}"
+            steps = [s for s, _ in series(frame, m, "deploy/win_rate", seed)]
+            assert steps == sorted(set(steps)) and steps[-1] == 3000
+            evals = [s for s, _ in series(frame, m, "eval/new_sites/win_rate", seed)]
+            assert evals[0] == 0 and evals[-1] == 3000
     tracker = Tracker(uri)
     runs = tracker.load_runs(scenario)
     assert set(runs.status) == {"finished"}
@@ -74,13 +78,10 @@ def predict_champion(uri, name):
     assert avail[np.arange(3)[:, None], np.arange(5)[None, :], actions].all()
 
 
-def test_evaluate_smoke_sqlite(tmp_path):
-    res = ccoma(SMOKE + ["-m", "c-qmix", "-m", "qmix", "-m", "c-coma", "--seed", "0"], tmp_path)
-    assert "2 jobs finished, 0 failed" in res.stdout
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert (tmp_path / "mlflow.db").exists()
-    check_store(uri, ["c-qmix", "qmix", "c-coma"])
-    predict_champion(uri, "ccoma-shifting_spawn-c-coma")
+def test_evaluate_smoke_sqlite(smoke_evaluate):
+    assert "6 jobs finished, 0 failed" in smoke_evaluate.stdout
+    assert (smoke_evaluate.root / "mlflow.db").exists()
+    check_store(smoke_evaluate.uri, ["c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn"])
 
 
 def test_evaluate_smoke_server(tmp_path, mlflow_server):

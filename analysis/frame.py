@@ -1,0 +1,179 @@
+"""Tidy-frame helpers over :func:`ccoma.tracking.load_frame` (analysis never talks to MLflow itself).
+
+Everything here is a pure function of the frames, so figures, tables and the paper comparison can be
+tested on hand-built frames. Summary numbers and their definitions (used by the report):
+
+- pre-shift: mean deployment win rate over the last 20% of the steps before ``unseen_from``;
+- post-shift low: the minimum, over the first half of the post-shift period, of the win rate smoothed
+  over 5 logging points (the dip after unseen situations begin);
+- final: mean deployment win rate over the last 10% of deployment steps;
+- intervals: 95% Student-t intervals over seeds (mean +- t * sd / sqrt(n)); none with one seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+LABELS = {"c-coma": "C-COMA", "coma": "COMA", "qmix": "QMIX", "vdn": "VDN", "c-qmix": "C-QMIX",
+          "c-vdn": "C-VDN", "iql": "IQL", "c-iql": "C-IQL", "mfq": "MFQ", "c-mfq": "C-MFQ"}
+ORDER = list(LABELS)
+# Stable colours: a method looks the same in every figure (tab10 order).
+COLORS = dict(zip(ORDER, ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#7f7f7f",
+                          "#bcbd22", "#17becf", "#e377c2"]))
+# Student t 0.975 quantiles by degrees of freedom (no scipy dependency); beyond 30 an expansion.
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042]
+
+
+def label(method: str) -> str:
+    return LABELS.get(method, method.upper())
+
+
+def t975(df: int) -> float:
+    if df <= 0:
+        return math.nan
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964  # Cornish-Fisher expansion of the t quantile around the normal one
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def ci95(values: Iterable[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of a 95% t-interval over seeds; low/high are NaN with fewer than 2 values."""
+    x = np.asarray([v for v in values if v == v], dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    half = t975(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return mean, mean - half, mean + half
+
+
+def ci95_band(values) -> tuple[float, float]:
+    """seaborn ``errorbar=`` callable: the same t-interval (collapses to the value for one seed)."""
+    mean, low, high = ci95(values)
+    return (mean, mean) if low != low else (low, high)
+
+
+@dataclasses.dataclass
+class ScenarioData:
+    """What the store holds for one scenario: usable curves and the runs that are not usable."""
+
+    scenario: str
+    has_experiment: bool
+    parent: dict | None            # the evaluate run (row of load_runs) or None
+    runs: pd.DataFrame             # child runs, every status
+    metrics: pd.DataFrame          # tidy points of finished child runs only
+    unseen_from: int | None
+
+    @property
+    def excluded(self) -> pd.DataFrame:
+        return self.runs[self.runs.status != "finished"]
+
+    def methods(self) -> list[str]:
+        """Methods with at least one finished run, in the paper's order."""
+        have = set(self.metrics.method)
+        return [m for m in ORDER if m in have] + sorted(have - set(ORDER))
+
+
+def split_scenarios(metrics: pd.DataFrame, runs: pd.DataFrame, experiments: dict) -> dict[str, ScenarioData]:
+    """Group what tracking returned (metrics, runs, experiment ids) per scenario."""
+    out = {}
+    for scenario, exp_id in experiments.items():
+        r = runs[runs.scenario == scenario] if len(runs) else runs
+        parents = r[r.kind == "evaluate"] if len(r) else r
+        parent = parents.iloc[0].to_dict() if len(parents) else None
+        children = r[r.kind == "method"] if len(r) else r
+        finished = set(children.run_id[children.status == "finished"]) if len(children) else set()
+        m = metrics[metrics.run_id.isin(finished)] if len(metrics) else metrics
+        unseen = _unseen_from(parent, children)
+        out[scenario] = ScenarioData(scenario, exp_id is not None, parent, children.reset_index(drop=True),
+                                     m.reset_index(drop=True), unseen)
+    return out
+
+
+def _unseen_from(parent: dict | None, children: pd.DataFrame) -> int | None:
+    values = [parent.get("unseen_from")] if parent else []
+    values += list(children.unseen_from) if len(children) else []
+    values = [int(v) for v in values if v is not None and not pd.isna(v)]
+    return values[0] if values else None
+
+
+def load(scenarios: Iterable[str], tracking_uri: str | None = None, tracker=None) -> dict[str, ScenarioData]:
+    """Everything the report needs, from the latest evaluate of each scenario (via ccoma.tracking)."""
+    if tracker is None:
+        from ccoma.tracking import Tracker
+
+        tracker = Tracker(tracking_uri)
+    scenarios = list(scenarios)
+    experiments = tracker.experiments(scenarios)
+    return split_scenarios(tracker.load_frame(scenarios), tracker.load_runs(scenarios), experiments)
+
+
+def curves(metrics: pd.DataFrame, key: str, points: int = 200) -> pd.DataFrame:
+    """Per-run series of ``key`` resampled onto one step grid (runs log at slightly different steps).
+
+    Returns columns method, seed, step, value; each run is interpolated only within its own range.
+    """
+    sel = metrics[metrics.key == key]
+    if sel.empty:
+        return pd.DataFrame(columns=["method", "seed", "step", "value"])
+    grid = np.linspace(0, sel.step.max(), points)
+    parts = []
+    for (method, seed), g in sel.groupby(["method", "seed"], sort=False):
+        g = g.sort_values("step")
+        inside = grid[(grid >= g.step.min()) & (grid <= g.step.max())]
+        parts.append(pd.DataFrame({"method": method, "seed": seed, "step": inside,
+                                   "value": np.interp(inside, g.step, g.value)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _per_run(series: pd.DataFrame, unseen_from: int | None, end: int) -> dict[str, float]:
+    s = series.sort_values("step")
+    steps, vals = s.step.to_numpy(), s.value.to_numpy()
+    final = vals[steps >= 0.9 * end].mean() if (steps >= 0.9 * end).any() else math.nan
+    if unseen_from is None or not (steps < unseen_from).any() or not (steps > unseen_from).any():
+        return {"pre": math.nan, "low": math.nan, "final": final}
+    before = steps < unseen_from
+    pre = vals[before & (steps >= 0.8 * unseen_from)].mean() if (before & (steps >= 0.8 * unseen_from)).any() \
+        else vals[before][-1]
+    smooth = pd.Series(vals).rolling(5, min_periods=1, center=True).mean().to_numpy()
+    window = (steps > unseen_from) & (steps <= unseen_from + 0.5 * (end - unseen_from))
+    low = smooth[window].min() if window.any() else math.nan
+    return {"pre": float(pre), "low": float(low), "final": float(final)}
+
+
+def run_summary(data: ScenarioData, key: str = "deploy/win_rate") -> pd.DataFrame:
+    """One row per finished run: method, mode, seed, pre, low, final, forgetting, recovery_steps."""
+    rows = []
+    sel = data.metrics[data.metrics.key == key]
+    end = int(sel.step.max()) if len(sel) else 0
+    for (method, seed), g in sel.groupby(["method", "seed"], sort=False):
+        m = data.metrics[(data.metrics.method == method) & (data.metrics.seed == seed)]
+        forget = m[(m.namespace == "cl") & (m.metric == "forgetting")].value
+        recov = m[(m.namespace == "cl") & (m.metric == "recovery_steps")].value
+        rows.append({"method": method, "mode": g["mode"].iloc[0], "seed": seed,
+                     **_per_run(g, data.unseen_from, end),
+                     "forgetting": forget.mean() if len(forget) else math.nan,
+                     "recovery_steps": recov.mean() if len(recov) else math.nan,
+                     "recovered": bool(len(recov))})
+    return pd.DataFrame(rows, columns=["method", "mode", "seed", "pre", "low", "final", "forgetting",
+                                       "recovery_steps", "recovered"])
+
+
+def method_table(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per method: seeds, and mean/low/high of pre, low, final (95% t-intervals over seeds)."""
+    rows = []
+    for method in [m for m in ORDER if m in set(per_run.method)] + sorted(set(per_run.method) - set(ORDER)):
+        g = per_run[per_run.method == method]
+        row = {"method": method, "mode": g["mode"].iloc[0], "seeds": len(g)}
+        for col in ("pre", "low", "final"):
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = ci95(g[col])
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,94 @@
+"""The C-COMA paper's reported result shape, checked against our numbers.
+
+From the paper (section 5.2, Figs. 3-5): every method drops when unseen situations appear (200K);
+frozen methods do not recover; continual C-COMA recovers and stalls at about 0.6 win rate; C-QMIX
+stays near 0.1; C-VDN does not improve; C-COMA ends above C-QMIX and C-VDN; among the frozen methods
+COMA does best. Each claim is judged from the per-method table of analysis.frame.method_table
+(means over seeds) with the thresholds below, and the verdict states the numbers it used.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+
+from analysis.frame import label
+
+DROP = 0.10         # a drop at the shift: pre-shift minus post-shift low of at least this much win rate
+RECOVER = 0.10      # a recovery: final minus post-shift low of at least this much
+CCOMA_LEVEL, CCOMA_TOL = 0.6, 0.15
+CQMIX_NEAR = 0.2    # "near 0.1": a final win rate at most this
+
+
+@dataclasses.dataclass
+class Check:
+    claim: str
+    verdict: str    # agrees | partly | differs | not measurable
+    detail: str
+
+
+def _row(table: pd.DataFrame, method: str) -> dict | None:
+    sel = table[table.method == method] if len(table) else table
+    return None if sel.empty else sel.iloc[0].to_dict()
+
+
+def _shape(r: dict) -> str:
+    return f"{label(r['method'])} {r['pre']:.2f} -> {r['low']:.2f} -> {r['final']:.2f}"
+
+
+def _count(claim: str, rows: list[dict], ok, missing: str) -> Check:
+    rows = [r for r in rows if r is not None and r["low"] == r["low"]]
+    if not rows:
+        return Check(claim, "not measurable", missing)
+    good = [r for r in rows if ok(r)]
+    verdict = "agrees" if len(good) == len(rows) else "differs" if not good else "partly"
+    bad = [label(r["method"]) for r in rows if not ok(r)]
+    detail = f"agrees for {len(good)}/{len(rows)} methods" + (f" (not: {', '.join(bad)})" if bad else "")
+    return Check(claim, verdict, detail + "; " + "; ".join(_shape(r) for r in rows))
+
+
+def _single(claim: str, r: dict | None, ok, what: str) -> Check:
+    if r is None or r["final"] != r["final"]:
+        return Check(claim, "not measurable", f"no finished {what} runs")
+    return Check(claim, "agrees" if ok(r) else "differs", _shape(r))
+
+
+def compare(table: pd.DataFrame) -> list[Check]:
+    """Verdicts for each paper claim (table: analysis.frame.method_table of deploy/win_rate)."""
+    methods = list(table.method) if len(table) else []
+    rows = {m: _row(table, m) for m in methods}
+    frozen = [rows[m] for m in ("coma", "qmix", "vdn") if m in rows]
+    cc, cq, cv = rows.get("c-coma"), rows.get("c-qmix"), rows.get("c-vdn")
+    checks = [
+        _count("All methods drop when unseen situations begin", list(rows.values()),
+               lambda r: r["pre"] - r["low"] >= DROP, "no method has data on both sides of the shift"),
+        _count("Frozen methods (COMA, QMIX, VDN) do not recover", frozen,
+               lambda r: r["final"] - r["low"] < RECOVER, "no frozen COMA/QMIX/VDN runs"),
+        _single("C-COMA recovers after the shift", cc, lambda r: r["final"] - r["low"] >= RECOVER, "C-COMA"),
+        _single("C-COMA stalls at about 0.6 win rate", cc,
+                lambda r: abs(r["final"] - CCOMA_LEVEL) <= CCOMA_TOL, "C-COMA"),
+        _single("C-QMIX stays near 0.1 win rate", cq, lambda r: r["final"] <= CQMIX_NEAR, "C-QMIX"),
+        _single("C-VDN does not improve after the shift", cv,
+                lambda r: r["final"] - r["low"] < RECOVER, "C-VDN"),
+    ]
+    others = [r for r in (cq, cv) if r is not None]
+    if cc is None or not others:
+        checks.append(Check("C-COMA ends above C-QMIX and C-VDN", "not measurable",
+                            "needs C-COMA and at least one of C-QMIX, C-VDN"))
+    else:
+        beaten = [r for r in others if cc["final"] > r["final"]]
+        checks.append(Check("C-COMA ends above C-QMIX and C-VDN",
+                            "agrees" if len(beaten) == len(others) else "differs" if not beaten else "partly",
+                            ", ".join(f"{label(r['method'])} final {r['final']:.2f}" for r in [cc, *others])))
+    if len(frozen) >= 2 and rows.get("coma") is not None:
+        best = max(frozen, key=lambda r: r["final"])
+        checks.append(Check("COMA is the best frozen method", "agrees" if best["method"] == "coma" else "differs",
+                            ", ".join(f"{label(r['method'])} final {r['final']:.2f}" for r in frozen)))
+    else:
+        checks.append(Check("COMA is the best frozen method", "not measurable", "needs COMA and another frozen method"))
+    return checks
+
+
+DEFINITIONS = (f"Thresholds: a drop means pre-shift minus post-shift low >= {DROP:.2f}; a recovery means final "
+               f"minus post-shift low >= {RECOVER:.2f}; 'about 0.6' means within +-{CCOMA_TOL:.2f}; 'near 0.1' "
+               f"means final <= {CQMIX_NEAR:.2f}. Numbers read pre-shift -> post-shift low -> final.")

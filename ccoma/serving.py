@@ -1,0 +1,136 @@
+"""Greedy serving of a trained agent network, without MLflow (torch only).
+
+A *policy directory* holds two files:
+
+- ``agent.pt``: the agent network's ``state_dict`` (``torch.save``; loads with ``weights_only=True``);
+- ``policy.json``: how to rebuild it: ``{"class": "ccoma.algos.networks.RNNAgent", "kwargs": {...},
+  "obs_dim", "n_actions", "n_agents", "hidden", "algo"}``.
+
+The network follows :class:`ccoma.algos.networks.RNNAgent`'s contract: ``net(inputs [B, N, D],
+hidden [B, N, H]) -> (outputs [B, N, A], hidden)`` with inputs built exactly as in training by
+:func:`ccoma.algos.networks.agent_inputs` ([obs, last action one-hot, agent id one-hot]).
+COMA's outputs are policy logits, the Q-methods' outputs are Q-values: in both cases the greedy action
+is the argmax over available actions, so one server fits every method.
+
+:func:`ccoma.tracking.Tracker.register_model` wraps a policy directory in an ``mlflow.pyfunc`` model.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ccoma.algos.networks import agent_input_dim, agent_inputs, masked_argmax
+from ccoma.errors import CcomaError
+
+WEIGHTS = "agent.pt"
+SPEC = "policy.json"
+
+
+def save_policy(net: torch.nn.Module, out_dir: str | Path, *, obs_dim: int, n_agents: int, algo: str,
+                kwargs: dict[str, Any] | None = None) -> Path:
+    """Write ``net``'s weights and constructor arguments into ``out_dir``.
+
+    ``kwargs`` defaults to an RNNAgent's (input_dim, n_actions, hidden_dim), read off its layers.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cls = type(net)
+    if kwargs is None:
+        kwargs = {"input_dim": net.fc1.in_features, "n_actions": net.fc2.out_features,
+                  "hidden_dim": net.hidden_dim}
+    n_actions = int(kwargs["n_actions"])
+    expected = agent_input_dim(obs_dim, n_actions, n_agents)
+    if kwargs.get("input_dim", expected) != expected:
+        raise CcomaError(f"save_policy: network input {kwargs['input_dim']} != obs {obs_dim} + actions "
+                         f"{n_actions} + agents {n_agents}: extra inputs cannot be served")
+    spec = {
+        "class": f"{cls.__module__}.{cls.__qualname__}", "kwargs": kwargs, "obs_dim": int(obs_dim),
+        "n_actions": n_actions, "n_agents": int(n_agents), "hidden": int(kwargs["hidden_dim"]),
+        "algo": algo,
+    }
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    torch.save(state, out / WEIGHTS)
+    (out / SPEC).write_text(json.dumps(spec, indent=2, sort_keys=True))
+    return out
+
+
+def _import_class(path: str) -> type:
+    # Only project classes: a policy file must not be a way to run arbitrary importable code.
+    if not path.startswith("ccoma."):
+        raise CcomaError(f"policy.json: class '{path}' is not a ccoma network")
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise CcomaError(f"policy.json: cannot import network class '{path}' ({exc})") from None
+
+
+class GreedyPolicy:
+    """A loaded agent network acting greedily over available actions.
+
+    ``policy(obs, avail=None)``: ``obs`` [B, N, obs_dim] (one decision per agent) or
+    [B, T, N, obs_dim] (whole episodes: the GRU runs over T feeding back its own last actions);
+    ``avail`` the matching [..., N, n_actions] 0/1 mask or None (all available).
+    Returns int64 actions [B, N] or [B, T, N] as numpy.
+    """
+
+    def __init__(self, net: torch.nn.Module, spec: dict[str, Any]):
+        self.net = net.eval()
+        self.spec = spec
+        self.n_agents = spec["n_agents"]
+        self.n_actions = spec["n_actions"]
+        self.obs_dim = spec["obs_dim"]
+        self.hidden_dim = spec["hidden"]
+
+    def init_hidden(self, batch: int) -> torch.Tensor:
+        return torch.zeros(batch, self.n_agents, self.hidden_dim)  # [B, N, H]
+
+    @torch.no_grad()
+    def step(self, obs: torch.Tensor, avail: torch.Tensor, last: torch.Tensor,
+             hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decision: obs [B, N, obs_dim], avail [B, N, A] bool, last [B, N] (-1 = none),
+        hidden [B, N, H] -> (actions [B, N], hidden)."""
+        out, hidden = self.net(agent_inputs(obs, last, self.n_actions), hidden)
+        return masked_argmax(out, avail), hidden
+
+    def __call__(self, obs: Any, avail: Any = None) -> np.ndarray:
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        if obs_t.dim() not in (3, 4) or tuple(obs_t.shape[-2:]) != (self.n_agents, self.obs_dim):
+            raise CcomaError(f"policy input: obs should be [B, N={self.n_agents}, {self.obs_dim}] "
+                             f"or [B, T, N, obs_dim], got {list(obs_t.shape)}")
+        seq = obs_t if obs_t.dim() == 4 else obs_t.unsqueeze(1)  # [B, T, N, obs_dim]
+        if avail is None:
+            av = torch.ones(*seq.shape[:3], self.n_actions, dtype=torch.bool)
+        else:
+            av = torch.as_tensor(np.asarray(avail)) > 0
+            av = av if obs_t.dim() == 4 else av.unsqueeze(1)
+            if tuple(av.shape) != (*seq.shape[:3], self.n_actions):
+                raise CcomaError(f"policy input: avail should be {[*obs_t.shape[:-1], self.n_actions]}, "
+                                 f"got {list(np.shape(avail))}")
+        b, t = seq.shape[:2]
+        hidden = self.init_hidden(b)
+        last = torch.full((b, self.n_agents), -1, dtype=torch.long)
+        actions = []
+        for i in range(t):  # recurrence over time is inherently sequential
+            last, hidden = self.step(seq[:, i], av[:, i], last, hidden)
+            actions.append(last)
+        acts = torch.stack(actions, dim=1).numpy()  # [B, T, N]
+        return acts if obs_t.dim() == 4 else acts[:, 0]
+
+
+def load_policy(artifact_dir: str | Path) -> GreedyPolicy:
+    """Rebuild the network saved by :func:`save_policy` and return a greedy policy callable."""
+    root = Path(artifact_dir)
+    try:
+        spec = json.loads((root / SPEC).read_text())
+        state = torch.load(root / WEIGHTS, map_location="cpu", weights_only=True)
+    except (OSError, ValueError) as exc:
+        raise CcomaError(f"{root}: not a policy directory ({exc})") from None
+    net = _import_class(spec["class"])(**spec["kwargs"])
+    net.load_state_dict(state)
+    return GreedyPolicy(net, spec)

@@ -1,0 +1,471 @@
+"""MLflow façade: the only module of ccoma that imports mlflow.
+
+Store. ``Tracker(tracking_uri=None)``: ``tracking_uri`` argument, else ``$MLFLOW_TRACKING_URI``, else
+``sqlite:///<cwd>/mlflow.db`` with artifacts under ``<db dir>/mlruns``. An ``http(s)://`` server is
+probed (``GET /health``, 3 s) before anything else; an unreachable one is a one-line CcomaError.
+
+Layout. One experiment per scenario, ``ccoma/<scenario>``. One parent run per ``evaluate``
+(tags ``ccoma.kind=evaluate``, ``ccoma.scenario``, ``ccoma.backend`` e.g. "ccoma-sim 1.0",
+``ccoma.budget``, ``ccoma.run_key``, ``ccoma.status``), found again by its run key. One child run per
+(method, seed) (tags ``ccoma.kind=method``, ``ccoma.method`` e.g. ``c-coma``, ``ccoma.algo`` (the
+learner), ``ccoma.mode`` frozen|continual, ``ccoma.seed``, ``ccoma.status``
+running|finished|failed|interrupted). Params: the resolved config flattened (``a.b.c``), including
+``protocol.unseen_from``, ``budget.train_steps``, ``budget.deploy_steps``.
+
+Metric schema (every point has an explicit step):
+
+=================================  ==================================================================
+``train/win_rate``, ``train/return``  rolling over the last 30 training episodes; step = training env steps
+``train/loss/<name>``                 learner losses; step = training env steps
+``deploy/win_rate``, ``deploy/return`` online, last 30 deployment episodes; step = deployment env steps
+``deploy/loss/<name>``                losses of continual updates; step = deployment env steps
+``eval/<phase>/win_rate|return``      greedy evaluation on a phase's distribution; step = deployment env
+                                      step when it ran (0 = end of training)
+``cl/avg_performance``, ``cl/bwt``,   continual-learning summaries; step = last deployment step
+``cl/forward_transfer``,
+``cl/forgetting/<phase>``,
+``cl/recovery_steps/<shift>``         absent when never recovered: tag ``ccoma.recovered.<shift>=false``
+=================================  ==================================================================
+
+A step is one agent-decision step of all environments counted per environment (env steps summed over
+parallel envs, pymarl's ``t_env``). Artifacts go under ``config/``, ``scenario/``, ``checkpoints/``,
+``figures/``, ``report/``, ``renders/``. Deployed models are registered as ``ccoma-<scenario>-<method>``
+(pyfunc, see :class:`PolicyModel`); the best version by deployment win rate holds alias ``champion``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import mlflow
+import mlflow.pyfunc
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
+
+from ccoma import tracking_schema as schema
+from ccoma.errors import CcomaError
+from ccoma.tracking_schema import (CHAMPION, STATUSES, chunks, experiment_name, flatten_params,  # noqa: F401
+                                   model_name, probe, resolve_uri)
+
+_MLFLOW_STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+
+
+def _guarded(fn):
+    """MLflow/transport failures at the façade boundary become one-line CcomaErrors."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CcomaError:
+            raise
+        except (MlflowException, ConnectionError, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise CcomaError(f"MLflow: {fn.__name__}: {first}") from None
+    return wrapper
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# MLflow warns (through its own "once" filter) that predict lacks type hints; hints would make it
+# coerce our dict/DataFrame inputs, so the warning is recorded and dropped here.
+with warnings.catch_warnings(record=True):
+    class PolicyModel(mlflow.pyfunc.PythonModel):
+        """A registered ccoma policy: ``predict`` turns observations into greedy actions.
+
+        Input: a dict ``{"obs": [B, N, obs_dim], "avail": [B, N, n_actions] (optional, 0/1)}`` of arrays
+        (or [B, T, N, ...] for whole episodes), or a pandas DataFrame with one row per environment and
+        columns ``obs`` (each cell [N, obs_dim]) and optionally ``avail`` (each cell [N, n_actions]).
+        Output: int64 numpy actions [B, N] (or [B, T, N]); unavailable actions are never chosen.
+        """
+
+        def load_context(self, context):
+            from ccoma.serving import load_policy
+
+            self._policy = load_policy(context.artifacts["policy"])
+
+        def predict(self, context, model_input, params=None):
+            import numpy as np
+
+            if hasattr(model_input, "columns"):  # DataFrame: one environment per row
+                obs = np.stack([np.asarray(v, dtype=np.float32) for v in model_input["obs"]])
+                avail = (np.stack([np.asarray(v, dtype=np.float32) for v in model_input["avail"]])
+                         if "avail" in model_input.columns else None)
+            elif isinstance(model_input, Mapping):
+                obs, avail = model_input["obs"], model_input.get("avail")
+            else:
+                raise CcomaError("predict input: expected a dict or DataFrame with 'obs' (and 'avail')")
+            return self._policy(obs, avail)
+
+
+class Run:
+    """One MLflow run (parent or child) opened through :class:`Tracker`.
+
+    ``last_steps`` maps each metric key to its last logged step (resume: the harness continues after
+    it; points at or before a key's last step are dropped, so re-logging is harmless).
+    """
+
+    def __init__(self, tracker: "Tracker", run: Any, resumed: bool):
+        self.tracker = tracker
+        self.run_id: str = run.info.run_id
+        self.experiment_id: str = run.info.experiment_id
+        self.tags: dict[str, str] = dict(run.data.tags)
+        self.params: dict[str, str] = dict(run.data.params)
+        self.resumed = resumed
+        self.previous_status = self.tags.get("ccoma.status")
+        self.last_steps: dict[str, int] = tracker._last_steps(run)
+
+    @property
+    def client(self) -> MlflowClient:
+        return self.tracker.client
+
+    @_guarded
+    def log_params(self, params: Mapping[str, Any] | Any) -> None:
+        """Log a (nested) config; a key already logged with another value is an error."""
+        flat = flatten_params(params)
+        clash = [k for k, v in flat.items() if k in self.params and self.params[k] != v]
+        if clash:
+            k = clash[0]
+            raise CcomaError(f"run {self.run_id} already has param {k}={self.params[k]!r}, not "
+                             f"{flat[k]!r}: the config changed, use a new run key")
+        new = [Param(k, v) for k, v in sorted(flat.items()) if k not in self.params]
+        for chunk in chunks(new, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=chunk)
+        self.params.update(flat)
+
+    @_guarded
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        items = [RunTag(k, str(v)[:MAX_TAG_VAL_LENGTH]) for k, v in tags.items()]
+        for chunk in chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(self.run_id, tags=chunk)
+        self.tags.update({t.key: t.value for t in items})
+
+    def log_metrics(self, values: Mapping[str, float], step: int) -> int:
+        """Log several metrics at one step; returns how many points were written."""
+        return self.log_series((k, v, step) for k, v in values.items())
+
+    @_guarded
+    def log_series(self, points: Iterable[tuple[str, float, int]]) -> int:
+        """Log (key, value, step) points in batches of <= 1000; already-logged steps are skipped."""
+        ts = _now_ms()
+        fresh = []
+        for key, value, step in points:
+            step = int(step)
+            if step <= self.last_steps.get(key, -1):
+                continue
+            fresh.append(Metric(key, float(value), ts, step))
+            self.last_steps[key] = step
+        for chunk in chunks(fresh, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=chunk)
+        return len(fresh)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Log a file or a whole directory under ``artifact_path`` (e.g. "figures", "renders")."""
+        self.tracker.log_artifact(self.run_id, path, artifact_path)
+
+    @_guarded
+    def finish(self, status: str = "finished") -> None:
+        if status not in STATUSES or status == "running":
+            raise CcomaError(f"run status must be finished, failed or interrupted, not {status!r}")
+        self.set_tags({"ccoma.status": status})
+        self.client.set_terminated(self.run_id, _MLFLOW_STATUS[status])
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish("finished")
+        else:
+            self.finish("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed")
+
+
+class Tracker:
+    """Typed access to one MLflow store (see the module docstring for the layout)."""
+
+    def __init__(self, tracking_uri: str | None = None):
+        self.uri = resolve_uri(tracking_uri)
+        self.remote = self.uri.startswith(("http://", "https://"))
+        # Keep a dead server from turning into minutes of retries later on.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        probe(self.uri)
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def _artifact_location(self) -> str | None:
+        if self.uri.startswith("sqlite:///"):
+            return (Path(self.uri[len("sqlite:///"):]).parent / "mlruns").resolve().as_uri()
+        return None  # a server decides (proxied mlflow-artifacts:)
+
+    # ---- experiments and runs -------------------------------------------------------------
+    @_guarded
+    def experiment_id(self, scenario: str, create: bool = True) -> str | None:
+        exp = self.client.get_experiment_by_name(experiment_name(scenario))
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+        if not create:
+            return None
+        return self.client.create_experiment(experiment_name(scenario), self._artifact_location())
+
+    def _search(self, experiment_ids: list[str], filter_string: str) -> list:
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(experiment_ids, filter_string, max_results=1000,
+                                           order_by=["attributes.start_time DESC"], page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def _last_steps(self, run: Any) -> dict[str, int]:
+        keys = list(run.data.metrics)
+
+        def last(key: str) -> int:
+            return max(m.step for m in self.client.get_metric_history(run.info.run_id, key))
+
+        return dict(zip(keys, self._map(last, keys)))
+
+    def _map(self, fn, items: list) -> list:
+        # A server answers one request per metric: overlap them; sqlite gains nothing from threads.
+        if not self.remote or len(items) < 4:
+            return [fn(x) for x in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(fn, items))
+
+    def _reopen(self, run: Any) -> Any:
+        self.client.update_run(run.info.run_id, status="RUNNING")
+        self.client.set_tag(run.info.run_id, "ccoma.status", "running")
+        return self.client.get_run(run.info.run_id)
+
+    @_guarded
+    def evaluate_run(self, scenario: str, run_key: str, *, backend: str, budget: str,
+                     params: Mapping[str, Any] | Any = None, tags: Mapping[str, str] | None = None) -> Run:
+        """Open (or reopen, by ``run_key``) the parent run of one ``evaluate`` of ``scenario``."""
+        exp_id = self.experiment_id(scenario)
+        found = self._search([exp_id], f"tags.`ccoma.run_key` = '{run_key}' and tags.`ccoma.kind` = 'evaluate'")
+        if found:
+            before = found[0].data.tags.get("ccoma.status")
+            run = Run(self, self._reopen(found[0]), resumed=True)
+            run.previous_status = before
+        else:
+            all_tags = {"ccoma.kind": "evaluate", "ccoma.scenario": scenario, "ccoma.backend": backend,
+                        "ccoma.budget": budget, "ccoma.run_key": run_key, "ccoma.status": "running"}
+            created = self.client.create_run(exp_id, tags=all_tags, run_name=f"evaluate-{scenario}")
+            run = Run(self, created, resumed=False)
+        if tags:
+            run.set_tags(tags)
+        if params is not None:
+            run.log_params(params)
+        return run
+
+    @_guarded
+    def find_method_run(self, parent: Run, method: str, seed: int) -> Run | None:
+        """The child run of (method, seed) under ``parent``, untouched (None when absent)."""
+        found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = '{parent.run_id}' and "
+                             f"tags.`ccoma.method` = '{method}' and tags.`ccoma.seed` = '{int(seed)}'")
+        return Run(self, found[0], resumed=True) if found else None
+
+    @_guarded
+    def method_run(self, parent: Run, *, method: str, algo: str, mode: str, seed: int,
+                   params: Mapping[str, Any] | Any = None) -> Run:
+        """Open (or reopen) the child run of one (method, seed); its status becomes running."""
+        if mode not in ("frozen", "continual"):
+            raise CcomaError(f"mode must be frozen or continual, not {mode!r}")
+        existing = self.find_method_run(parent, method, seed)
+        if existing is not None:
+            run = Run(self, self._reopen(self.client.get_run(existing.run_id)), resumed=True)
+            run.previous_status = existing.previous_status
+        else:
+            tags = {"mlflow.parentRunId": parent.run_id, "ccoma.kind": "method",
+                    "ccoma.scenario": parent.tags.get("ccoma.scenario", ""),
+                    "ccoma.run_key": parent.tags.get("ccoma.run_key", ""), "ccoma.method": method,
+                    "ccoma.algo": algo, "ccoma.mode": mode, "ccoma.seed": str(int(seed)),
+                    "ccoma.status": "running"}
+            created = self.client.create_run(parent.experiment_id, tags=tags, run_name=f"{method}-seed{seed}")
+            run = Run(self, created, resumed=False)
+        if params is not None:
+            run.log_params(params)
+        return run
+
+    @_guarded
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        """Log a file or a whole directory into run ``run_id`` under ``artifact_path``."""
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        elif path.is_file():
+            self.client.log_artifact(run_id, str(path), artifact_path)
+        else:
+            raise CcomaError(f"{path}: no such file or directory to log")
+
+    @_guarded
+    def download_artifacts(self, run_id: str, path: str, dst: str | Path) -> Path | None:
+        """Copy a run's artifact file/directory into ``dst``; None when the run has nothing there."""
+        if not self.client.list_artifacts(run_id, path):
+            return None
+        Path(dst).mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(run_id, path, str(dst)))
+
+    # ---- model registry -------------------------------------------------------------------
+    @_guarded
+    def register_model(self, run: Run, *, scenario: str, method: str, policy_dir: str | Path,
+                       deploy_win_rate: float, seed: int | None = None) -> int:
+        """Log ``policy_dir`` (see ccoma.serving.save_policy) as a pyfunc model of ``run`` and
+        register it as ``ccoma-<scenario>-<method>``; re-elect the champion. Returns the version."""
+        import torch
+
+        name = model_name(scenario, method)
+        mlflow.set_tracking_uri(self.uri)  # Model.log and registration use the global store
+        mlflow.set_registry_uri(self.uri)
+        quiet = logging.getLogger("mlflow.pyfunc")  # its cloudpickle advice is about foreign objects
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        # Created here so it lands in the run's experiment: Model.log alone would use the process's
+        # active experiment (the store's Default one, with an artifact root relative to some old cwd).
+        logged = self.client.create_logged_model(run.experiment_id, name="model", source_run_id=run.run_id)
+        try:
+            info = mlflow.models.Model.log(
+                artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run.run_id,
+                model_id=logged.model_id,
+                python_model=PolicyModel(), artifacts={"policy": str(policy_dir)},
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy", "pandas"],
+                registered_model_name=name, await_registration_for=60)
+        finally:
+            quiet.setLevel(level)
+        version = int(info.registered_model_version)
+        tags = {"ccoma.scenario": scenario, "ccoma.method": method, "ccoma.run_id": run.run_id,
+                "ccoma.deploy_win_rate": f"{float(deploy_win_rate):.6f}"}
+        if seed is not None:
+            tags["ccoma.seed"] = str(int(seed))
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), key, value)
+        self.elect_champion(name)
+        return version
+
+    @_guarded
+    def elect_champion(self, name: str) -> int | None:
+        """Point alias ``champion`` at the version with the best deployment win rate (latest on ties)."""
+        best = None
+        for mv in self.client.search_model_versions(f"name = '{name}'"):
+            rate = mv.tags.get("ccoma.deploy_win_rate")
+            if rate is None:
+                continue
+            key = (float(rate), int(mv.version))
+            best = key if best is None or key > best else best
+        if best is not None:
+            self.client.set_registered_model_alias(name, CHAMPION, str(best[1]))
+        return None if best is None else best[1]
+
+    @_guarded
+    def list_models(self, scenario: str | None = None) -> list[dict[str, Any]]:
+        """Every version of the ccoma models (of one scenario), with aliases and win rates."""
+        pattern = model_name(scenario, "%") if scenario else "ccoma-%"
+        rows = []
+        for rm in self.client.search_registered_models(f"name LIKE '{pattern}'"):
+            aliases: dict[str, list[str]] = {}
+            for alias, version in (rm.aliases or {}).items():
+                aliases.setdefault(str(version), []).append(alias)
+            for mv in self.client.search_model_versions(f"name = '{rm.name}'"):
+                rows.append({"name": rm.name, "version": int(mv.version),
+                             "aliases": sorted(aliases.get(str(mv.version), [])),
+                             "method": mv.tags.get("ccoma.method"), "seed": mv.tags.get("ccoma.seed"),
+                             "deploy_win_rate": float(mv.tags.get("ccoma.deploy_win_rate", "nan")),
+                             "run_id": mv.run_id, "created_ms": mv.creation_timestamp})
+        return sorted(rows, key=lambda r: (r["name"], r["version"]))
+
+    @_guarded
+    def promote(self, name: str, version: int, alias: str = CHAMPION) -> None:
+        """Point ``alias`` of registered model ``name`` at ``version``."""
+        known = {int(mv.version) for mv in self.client.search_model_versions(f"name = '{name}'")}
+        if int(version) not in known:
+            have = ", ".join(map(str, sorted(known))) or "none"
+            raise CcomaError(f"model {name} has no version {version} (versions: {have})")
+        self.client.set_registered_model_alias(name, alias, str(int(version)))
+
+    # ---- reading back for analysis -------------------------------------------------------
+    @_guarded
+    def experiments(self, scenarios: str | Iterable[str]) -> dict[str, str | None]:
+        """scenario -> experiment id, None where the store has no experiment for it."""
+        return {s: self.experiment_id(s, create=False) for s in _as_list(scenarios)}
+
+    def _collect(self, scenarios: str | Iterable[str], parent: str) -> list[dict[str, Any]]:
+        # parent: "latest" (the most recent evaluate of each scenario), "all", or a parent run id
+        rows = []
+        for scenario, exp_id in self.experiments(scenarios).items():
+            if exp_id is None:
+                continue
+            if parent in ("latest", "all"):
+                parents = self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
+                parents = parents[:1] if parent == "latest" else parents
+            else:
+                parents = [r for r in self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
+                           if r.info.run_id == parent]
+            for p in parents:
+                children = self._search([exp_id], f"tags.mlflow.parentRunId = '{p.info.run_id}'")
+                for run in [p, *reversed(children)]:
+                    row = schema.run_row(scenario, {
+                        "run_id": run.info.run_id, "mlflow_status": run.info.status,
+                        "start_time": run.info.start_time, "tags": run.data.tags,
+                        "params": run.data.params})
+                    row["_metric_keys"] = sorted(run.data.metrics)
+                    rows.append(row)
+        return rows
+
+    @_guarded
+    def load_runs(self, scenarios: str | Iterable[str], parent: str = "latest"):
+        """One row per run (parents and children), columns ``tracking_schema.RUN_COLUMNS``."""
+        return schema.frame(self._collect(scenarios, parent), schema.RUN_COLUMNS)
+
+    @_guarded
+    def load_frame(self, scenarios: str | Iterable[str], parent: str = "latest"):
+        """Tidy metrics: one row per logged point, columns ``tracking_schema.FRAME_COLUMNS``
+        (scenario, method, algo, seed, mode, namespace, phase, metric, step, value, key, status,
+        run_id, parent_run_id). ``parent``: "latest" evaluate per scenario, "all", or a run id."""
+        runs = self._collect(scenarios, parent)
+        jobs = [(run, key) for run in runs for key in run["_metric_keys"]]
+
+        def history(job):
+            run, key = job
+            return [(m.step, m.value) for m in self.client.get_metric_history(run["run_id"], key)]
+
+        rows = []
+        for (run, key), points in zip(jobs, self._map(history, jobs)):
+            rows.extend(schema.metric_rows(run, {key: points}))
+        return schema.frame(rows, schema.FRAME_COLUMNS)
+
+
+def _as_list(scenarios: str | Iterable[str]) -> list[str]:
+    return [scenarios] if isinstance(scenarios, str) else list(scenarios)
+
+
+def list_models(scenario: str | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    return Tracker(tracking_uri).list_models(scenario)
+
+
+def promote(name: str, version: int, alias: str = CHAMPION, tracking_uri: str | None = None) -> None:
+    Tracker(tracking_uri).promote(name, version, alias)
+
+
+def load_frame(scenarios: str | Iterable[str], tracking_uri: str | None = None, parent: str = "latest"):
+    """Tidy metrics frame of ``scenarios`` (see :meth:`Tracker.load_frame`)."""
+    return Tracker(tracking_uri).load_frame(scenarios, parent=parent)
+
+
+def load_runs(scenarios: str | Iterable[str], tracking_uri: str | None = None, parent: str = "latest"):
+    """One row per run of ``scenarios`` (see :meth:`Tracker.load_runs`)."""
+    return Tracker(tracking_uri).load_runs(scenarios, parent=parent)

@@ -1,0 +1,179 @@
+"""analysis/ and ``ccoma report`` over runs logged through ccoma.tracking (sqlite and a real server)."""
+from __future__ import annotations
+
+import re
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from analysis import frame as fr
+from analysis import paper
+from analysis.report import build_report
+from ccoma.errors import CcomaError
+from synthetic_runs import SHAPES, log_evaluate
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+FIGURES = ["fig3_winrate_frozen", "fig4_winrate_continual", "fig5_return_continual", "forgetting_recovery",
+           "performance_matrix"]
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def _check_png(path):
+    from PIL import Image
+
+    assert path.stat().st_size > 10_000, path
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.size[0] >= 600 and img.size[1] >= 300, (path, img.size)
+
+
+# ---- pure pieces ------------------------------------------------------------------------------
+def test_ci95_matches_student_t():
+    from scipy import stats
+
+    for n in (2, 3, 5, 11, 31, 40, 200):
+        x = np.random.default_rng(n).normal(0.5, 0.1, n)
+        mean, lo, hi = fr.ci95(x)
+        half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)
+        assert mean == pytest.approx(x.mean()) and hi - mean == pytest.approx(half, rel=2e-3)
+    assert np.isnan(fr.ci95([0.3])[1]) and fr.ci95_band([0.3]) == (0.3, 0.3)
+
+
+def _table(**finals):
+    rows = [{"method": m, "pre": 0.8, "low": 0.1, "final": f} for m, f in finals.items()]
+    return pd.DataFrame(rows)
+
+
+def test_paper_comparison_counts_and_disagreements():
+    checks = {c.claim: c for c in paper.compare(_table(**{"c-coma": 0.3, "coma": 0.5, "qmix": 0.12}))}
+    frozen = checks["Frozen methods (COMA, QMIX, VDN) do not recover"]
+    assert frozen.verdict == "partly" and "agrees for 1/2 methods (not: COMA)" in frozen.detail
+    assert checks["C-COMA stalls at about 0.6 win rate"].verdict == "differs"
+    assert checks["C-QMIX stays near 0.1 win rate"].verdict == "not measurable"
+    assert checks["COMA is the best frozen method"].verdict == "agrees"
+    flat = pd.DataFrame([{"method": "c-coma", "pre": 0.5, "low": 0.45, "final": 0.6}])
+    drop = paper.compare(flat)[0]
+    assert drop.verdict == "differs" and "agrees for 0/1 methods" in drop.detail
+
+
+# ---- the frame --------------------------------------------------------------------------------
+def test_frame_content(logged_runs):
+    data = fr.load([logged_runs.scenario], logged_runs.uri)[logged_runs.scenario]
+    assert data.has_experiment and data.unseen_from == logged_runs.unseen_from
+    assert data.parent["backend"] == "ccoma-sim 1.0" and data.parent["deploy_steps"] == 1_000_000
+    assert data.methods() == list(SHAPES)
+    win = data.metrics[data.metrics.key == "deploy/win_rate"]
+    assert win.groupby("method").seed.nunique().to_dict() == {m: 2 for m in SHAPES}
+    assert win.step.max() == logged_runs.deploy_steps + 37 and set(win["mode"]) == {"frozen", "continual"}
+    # resampling puts every run on one grid, within its own range
+    cur = fr.curves(data.metrics, "deploy/win_rate")
+    assert cur.groupby(["method", "seed"]).step.max().le(win.step.max()).all()
+    table = fr.method_table(fr.run_summary(data)).set_index("method")
+    for method, (_, mode, pre, floor, final) in SHAPES.items():
+        row = table.loc[method]
+        assert row["mode"] == mode and row.seeds == 2
+        assert abs(row.pre - pre) < 0.08 and abs(row.final - final) < 0.08, (method, row)
+        assert row.low < pre - 0.3 and row.pre_lo <= row.pre <= row.pre_hi
+
+
+# ---- whole reports ----------------------------------------------------------------------------
+def test_report_from_sqlite(logged_runs, tmp_path):
+    out = tmp_path / "rep"
+    paths = build_report([logged_runs.scenario], logged_runs.uri, out, "both")
+    assert [p.name for p in paths] == ["report.md", "report.html"]
+    pngs = [out / "figures" / logged_runs.scenario / f"{name}.png" for name in FIGURES]
+    for png in pngs:
+        _check_png(png)
+    md, page = paths[0].read_text(), paths[1].read_text()
+    for png in pngs:
+        assert f"figures/{logged_runs.scenario}/{png.name}" in md
+    embedded = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(embedded) == len(FIGURES) + 2  # the figures and the two logged render frames
+    assert "src='figures" not in page and "<style>" in page  # self-contained
+    for text in ("not StarCraft II", "ccoma-sim 1.0", "t_env", "agrees for 6/6 methods",
+                 "C-COMA seed 0: before adaptation", "2,000,000"):
+        assert text in md, text
+    assert md.index("before adaptation") < md.index("after adaptation")
+    from ccoma.tracking import Tracker
+
+    client = Tracker(logged_runs.uri).client
+    logged = {a.path for d in ("figures", "report") for a in client.list_artifacts(logged_runs.parent_run_id, d)}
+    assert {"report/report.md", "report/report.html", "figures/fig3_winrate_frozen.png"} <= logged
+
+
+def test_report_from_server_via_cli(mlflow_server, tmp_path, monkeypatch):
+    from ccoma.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    scenario = f"srv{uuid.uuid4().hex[:6]}"
+    log_evaluate(mlflow_server, scenario=scenario, seeds=(0,), deploy_steps=400_000, unseen_from=100_000)
+    result = CliRunner().invoke(cli, ["report", "--scenario", scenario, "--tracking-uri", mlflow_server,
+                                      "--format", "html"])
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "reports" / scenario / "report.html"
+    assert result.output.strip().endswith("report.html") and page.exists()
+    assert not (page.parent / "report.md").exists()
+    text = page.read_text()
+    assert "(1 seed)" in text and "100,000" in text and text.count("data:image/png;base64,") == len(FIGURES) + 2
+    for name in FIGURES:
+        _check_png(page.parent / "figures" / scenario / f"{name}.png")
+
+
+def test_missing_and_partial_runs(sqlite_store, tmp_path):
+    methods = ("c-coma", "coma", "qmix", "vdn", "c-vdn")  # no C-QMIX; every C-VDN run crashes
+    log_evaluate(sqlite_store, scenario="partial", methods=methods, seeds=(0, 1),
+                 failed=(("c-vdn", 0), ("c-vdn", 1), ("coma", 1)))
+    out = tmp_path / "rep"
+    md = build_report("partial", sqlite_store, out, "md")[0].read_text()
+    assert "no C-QMIX runs" in md and "no C-VDN runs (only unfinished runs)" in md
+    assert "C-VDN seed 1: status failed" in md and "COMA seed 1: status failed" in md
+    assert "| C-QMIX stays near 0.1 win rate | not measurable |" in md
+    assert "Missing: no C-QMIX runs; no C-VDN runs." in md  # Fig. 4 drawn with C-COMA alone
+    assert "| COMA | frozen | 1 |" in md  # the crashed COMA seed is not averaged in
+    _check_png(out / "figures" / "partial" / "fig4_winrate_continual.png")
+
+    log_evaluate(sqlite_store, scenario="frozen_only", methods=("coma", "qmix"), seeds=(0,))
+    md = build_report("frozen_only", sqlite_store, out, "md")[0].read_text()
+    assert "(cf. paper Fig. 4): not drawn (no C-COMA runs; no C-QMIX runs; no C-VDN runs)" in md
+    assert not (out / "figures" / "frozen_only" / "fig4_winrate_continual.png").exists()
+    assert "No rendered battle frames were logged" in md
+
+
+def test_empty_or_absent_experiments_and_bad_format(sqlite_store, tmp_path):
+    from ccoma.tracking import Tracker
+
+    tracker = Tracker(sqlite_store)
+    tracker.experiment_id("empty")
+    parent = tracker.evaluate_run("no_children", "k", backend="ccoma-sim 1.0", budget="smoke")
+    parent.finish("interrupted")
+    paths = build_report(["empty", "absent", "no_children"], sqlite_store, tmp_path / "r", "both")
+    md = paths[0].read_text()
+    assert "Experiment ccoma/empty exists but holds no evaluate runs" in md
+    assert "No experiment ccoma/absent" in md
+    assert "No finished method runs" in md and "no C-COMA runs" in md
+    assert "Fewer than two scenarios have finished runs" in md
+    assert not list((tmp_path / "r").rglob("*.png"))
+    assert tracker.experiment_id("absent", create=False) is None  # reporting creates nothing
+    with pytest.raises(CcomaError, match="--format"):
+        build_report("empty", sqlite_store, tmp_path / "r", "pdf")
+
+
+def test_cross_scenario_report(logged_runs, tmp_path):
+    log_evaluate(logged_runs.uri, scenario="other", methods=("c-coma", "coma"), seeds=(0, 1))
+    out = tmp_path / "both"
+    md = build_report([logged_runs.scenario, "other"], logged_runs.uri, out, "md", log_to_mlflow=False)[0]
+    text = md.read_text()
+    assert "## Across scenarios" in text and f"| final win rate | {logged_runs.scenario} | other |" in text
+    assert re.search(r"\| QMIX \| 0\.\d\d \[[-0-9.]+, [0-9.]+\] \| - \|", text)
+    _check_png(out / "figures" / "cross_scenario_final.png")
+    assert (out / "figures" / "other" / "fig3_winrate_frozen.png").exists()
