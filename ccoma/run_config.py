@@ -46,12 +46,16 @@ BUDGETS: dict[str, Budget] = {
     "smoke": Budget(train_steps=3_000, deploy_steps=3_000, n_envs=8, log_points=10, eval_points=3,
                     eval_episodes=8, checkpoints=3, buffer_size=200, render_steps=12),
     # minutes on a laptop: shows the shift
-    "quick": Budget(train_steps=150_000, deploy_steps=150_000, n_envs=16, log_points=60, eval_points=6,
-                    eval_episodes=32, checkpoints=6, buffer_size=1000, compile=False),
-    # the scenario's own protocol (the paper's: 5M train, 1M deploy)
-    "paper": Budget(train_steps=0, deploy_steps=0, n_envs=8, log_points=200, eval_points=20,
+    "quick": Budget(train_steps=200_000, deploy_steps=200_000, n_envs=32, log_points=50, eval_points=8,
+                    eval_episodes=32, checkpoints=5, buffer_size=1000, compile=False),
+    # the scenario's own protocol (the paper's: 5M train, 1M deploy). The paper ran 8 environments in
+    # parallel; 32 here is for throughput. Learners update per finished episodes, so the ratio of
+    # updates to data is the same.
+    "paper": Budget(train_steps=0, deploy_steps=0, n_envs=32, log_points=200, eval_points=20,
                     eval_episodes=32, checkpoints=20, buffer_size=5000, compile=True),
 }
+# seeds when none are given: intervals need at least two
+BUDGET_SEEDS = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +81,8 @@ class RunConfig:
     scenario: str = doc("Scenario name (scenarios/<name>.yaml) or path.", "shifting_spawn")
     methods: tuple[str, ...] = doc("Methods: coma, c-coma, qmix, c-qmix, vdn, c-vdn, iql, c-iql, mfq, c-mfq.",
                                    PAPER_METHODS)
-    seeds: tuple[int, ...] = doc("Seeds; each (method, seed) is one child run.", (0, 1, 2))
+    seeds: tuple[int, ...] = doc("Seeds; each (method, seed) is one child run. Empty: the budget's "
+                                 "(smoke 0; quick 0 1; paper 0 1 2).", ())
     budget_name: str = doc("smoke | quick | paper (paper = the scenario's own protocol).", "paper")
     budget: Budget = doc("The resolved budget.", factory=Budget)
     algo: dict = doc("Per learner overrides of its config, e.g. {qmix: {lr: 0.001}}.", factory=dict)
@@ -120,7 +125,7 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
     for m in methods:
         if m not in METHODS:
             raise ConfigError("--method", f"unknown method '{m}' (known: {', '.join(METHODS)})")
-    seeds = tuple(int(s) for s in (seeds or cfg.seeds))
+    seeds = tuple(int(s) for s in (seeds or cfg.seeds or BUDGET_SEEDS[budget_name]))
     if not seeds:
         raise ConfigError("--seed", "at least one seed is needed")
     fields = {k: v for k, v in fields.items() if v is not None}

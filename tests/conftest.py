@@ -114,3 +114,14 @@ def smoke_evaluate(tmp_path_factory):
     if res.returncode != 0:
         pytest.fail(f"smoke evaluate failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     return SimpleNamespace(root=root, uri=f"sqlite:///{root / 'mlflow.db'}", stdout=res.stdout)
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_tracking_uri():
+    """mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI; keep one test's store out of the next
+    test (and out of the ccoma subprocesses it starts)."""
+    before = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before

@@ -39,7 +39,7 @@ def load_overrides(config_file):
 @common_options
 @click.option("--method", "-m", "methods", multiple=True,
               help="Method(s); default the paper's six: c-coma coma qmix vdn c-qmix c-vdn.")
-@click.option("--seed", "seeds", type=int, multiple=True, help="Seed(s); default 0 1 2.")
+@click.option("--seed", "seeds", type=int, multiple=True, help="Seed(s); default by budget: smoke 0, quick 0 1, paper 0 1 2.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Job executor (default local).")
 @click.option("--workers", type=int, default=None, help="Local pool size (default: CPU cores).")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: start a local runtime).")
