@@ -21,6 +21,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests/ helpers (synthetic_runs) importable
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def pytest_configure(config):
+    # the tests run small tensors: one intra-op thread is faster, and immune to a busy second core
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _free_port() -> int:

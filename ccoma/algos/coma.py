@@ -1,0 +1,211 @@
+"""COMA (Foerster et al. 2018) with pymarl's semantics; C-COMA is this learner deployed with part
+of its parameters still learning (the harness decides which; nothing here changes for it).
+
+The maths, in the order ``train_step`` runs it:
+  policy    pi_a(u | tau_t) = (1 - eps) * softmax over available u + eps / |available|      (actor)
+  critic    Q(s_t, o^a_t, u^-a_t, u_{t-1}, a)[u] for every own action u ("coordinator")
+  targets   G_t = r_t + gamma (1 - term_t) [(1 - lambda) Q^-(t+1, u_{t+1}) + lambda G_{t+1}],
+            G = Q^-(len, u_len) at an episode's final slot (a truncated episode bootstraps there;
+            u_len is sampled from the policy since no action was taken in the final state)
+  critic    one optimiser step per time step, walking backwards: (Q(t, u_t) - G_t)^2 masked
+  baseline  b_t = sum_u pi_a(u) Q(t, u);  advantage A_t(u) = Q(t, u) - b_t
+  actor     loss = -sum mask * A_t(u_t) * log pi_a(u_t) / sum mask
+Acting needs only the agent network; the critic is used in training only.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ccoma.algos.base import Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop
+from ccoma.algos.networks import (Critic, RNNAgent, agent_input_dim, agent_inputs, masked_argmax, one_hot,
+                                  safe_avail, shift_last_actions)
+from ccoma.config import doc
+
+
+@dataclasses.dataclass(frozen=True)
+class COMAConfig(LearnerConfig):
+    """COMA / C-COMA. On-policy, as in pymarl: each update uses the latest episodes only."""
+
+    batch_size: int = doc("Episodes per update; pymarl COMA trains on the 8 newest episodes.", 8)
+    buffer_size: int = doc(
+        "Episodes kept. Equal to batch_size keeps COMA on-policy (a 5000-episode replay would make the "
+        "policy gradient off-policy without a correction).", 8)
+    critic_lr: float = doc("Critic (coordinator) learning rate; C-COMA paper: 0.0005.", 5e-4)
+    critic_hidden_dim: int = doc("Width of the critic's two hidden layers (3 layers in all).", 128)
+    td_lambda: float = doc("Lambda of the critic's TD(lambda) targets (C-COMA paper: 0.8).", 0.8)
+    target_update_interval: int = doc("Copy the target critic every this many critic steps.", 200)
+    epsilon_start: float = doc("Exploration floor mixed into the policy at the start.", 0.5)
+    epsilon_finish: float = doc("Final exploration floor.", 0.01)
+    epsilon_anneal_steps: int = doc("Env steps over which the floor anneals linearly.", 100_000)
+
+
+# ---- pure pieces (tested directly) ---------------------------------------------------------
+
+def policy(logits: torch.Tensor, avail: torch.Tensor, eps: float) -> torch.Tensor:
+    """Masked softmax with an exploration floor. logits/avail [..., A] -> pi [..., A], 0 where unavailable."""
+    pi = torch.softmax(logits.masked_fill(~avail, -1e10), -1) * avail
+    n_avail = avail.sum(-1, keepdim=True).clamp(min=1)
+    return (1.0 - eps) * pi + eps * avail / n_avail
+
+
+def critic_inputs(state: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """pymarl's COMA critic input for every agent a and slot t.
+
+    [state, o^a, every agent's action one-hot with a's own slot zeroed, last joint action one-hot, id]
+    state [B, T, S], obs [B, T, N, O], actions [B, T, N] -> [B, T, N, S + O + 2*N*A + N].
+    """
+    b, t, n = actions.shape
+    joint = one_hot(actions, n_actions).view(b, t, 1, n * n_actions).expand(-1, -1, n, -1)
+    others = (1.0 - torch.eye(n, device=obs.device)).repeat_interleave(n_actions, dim=1)  # [N, N*A]
+    last = one_hot(shift_last_actions(actions), n_actions).view(b, t, 1, n * n_actions).expand(-1, -1, n, -1)
+    ids = torch.eye(n, device=obs.device).expand(b, t, n, n)
+    return torch.cat([state.unsqueeze(2).expand(-1, -1, n, -1), obs, joint * others, last, ids], -1)
+
+
+def critic_input_dim(state_dim: int, obs_dim: int, n_agents: int, n_actions: int) -> int:
+    return state_dim + obs_dim + 2 * n_agents * n_actions + n_agents
+
+
+def td_lambda_targets(reward: torch.Tensor, terminated: torch.Tensor, filled: torch.Tensor,
+                      target_q: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """TD(lambda) returns, computed backwards. reward/terminated/filled [B, T]; target_q [B, T+1, N]
+    (Q^- of the taken/bootstrap action at every slot) -> [B, T, N].
+
+    At slots past an episode's last step, G is defined as Q^-(slot), so the last real step sees
+    G_{len} = Q^-(len): a full bootstrap on truncation, nothing after termination.
+    """
+    r, d, f = (x.float().unsqueeze(-1) for x in (reward, terminated, filled))  # [B, T, 1]
+    steps = reward.shape[1]
+    out = torch.zeros_like(target_q[:, :-1])
+    g_next = target_q[:, steps]
+    for t in reversed(range(steps)):
+        g = r[:, t] + gamma * (1.0 - d[:, t]) * ((1.0 - lam) * target_q[:, t + 1] + lam * g_next)
+        g_next = torch.where(f[:, t] > 0, g, target_q[:, t])
+        out[:, t] = g
+    return out
+
+
+def counterfactual_advantages(q: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """A(u) = Q(u) - sum_u' pi(u') Q(u'). q, pi [..., A] -> [..., A]; sum_u pi(u) A(u) == 0."""
+    return q - (pi * q).sum(-1, keepdim=True)
+
+
+# ---- the learner ------------------------------------------------------------------------------
+
+class COMALearner(Learner):
+    def __init__(self, config: COMAConfig, env_info: dict, device="cpu"):
+        super().__init__(config, env_info, device)
+        in_dim = agent_input_dim(self.obs_dim, self.n_actions, self.n_agents)
+        self.agent = RNNAgent(in_dim, self.n_actions, config.hidden_dim).to(self.device)
+        c_dim = critic_input_dim(self.state_dim, self.obs_dim, self.n_agents, self.n_actions)
+        self.critic = Critic(c_dim, self.n_actions, config.critic_hidden_dim).to(self.device)
+        self.target_critic = frozen_copy(self.critic)
+        self.agent_params = list(self.agent.parameters())
+        self.critic_params = list(self.critic.parameters())
+        self.agent_optimiser = rmsprop(self.agent_params, config)
+        self.critic_optimiser = rmsprop(self.critic_params, config, lr=config.critic_lr)
+        self.critic_steps = 0
+        self.last_target_step = 0
+
+    def networks(self):
+        return {"agent": self.agent, "critic": self.critic}
+
+    def epsilon(self, t_env: int) -> float:
+        c = self.config
+        return linear_schedule(c.epsilon_start, c.epsilon_finish, c.epsilon_anneal_steps, t_env)
+
+    @torch.no_grad()
+    def act(self, obs, avail, last_actions, hidden, t_env, mode="explore"):
+        """obs [B, N, O], avail [B, N, A] bool, last_actions [B, N], hidden [B, N, H] -> actions [B, N]."""
+        self._check_mode(mode)
+        logits, hidden = self.agent(agent_inputs(obs, last_actions, self.n_actions), hidden)
+        if mode == "greedy":
+            return masked_argmax(logits, avail), hidden
+        pi = policy(logits, avail, self.epsilon(t_env))
+        actions = torch.multinomial(pi.reshape(-1, self.n_actions), 1).view(pi.shape[:-1])
+        return actions, hidden
+
+    def train_step(self, batch, t_env, episode=None):
+        c = self.config
+        obs, state, actions = batch["obs"], batch["state"], batch["actions"]    # [B,T+1,N,O] [B,T+1,S] [B,T+1,N]
+        avail = safe_avail(batch["avail"])                                       # [B, T+1, N, A]
+        reward, terminated = batch["reward"][:, :-1], batch["terminated"][:, :-1]  # [B, T]
+        filled = batch["filled"]
+        mask = filled[:, :-1].float()                                            # [B, T]
+
+        # Actor forward over every slot (the final slot's policy picks the bootstrap action).
+        logits = self.agent.unroll(agent_inputs(obs, shift_last_actions(actions), self.n_actions))
+        pi = policy(logits, avail, self.epsilon(t_env))                          # [B, T+1, N, A]
+        actions = self._with_bootstrap_actions(actions, pi.detach(), filled)
+
+        inputs = critic_inputs(state, obs, actions, self.n_actions)              # [B, T+1, N, D]
+        with torch.no_grad():
+            target_q = self.target_critic(inputs).gather(-1, actions[..., None]).squeeze(-1)  # [B, T+1, N]
+        targets = td_lambda_targets(reward, terminated, mask, target_q, c.gamma, c.td_lambda)
+        q_vals, critic_info = self._train_critic(inputs, actions, targets, mask)
+
+        # Actor: counterfactual advantage under the current policy, masked policy gradient.
+        pi_now = pi[:, :-1]                                                      # [B, T, N, A]
+        adv = counterfactual_advantages(q_vals, pi_now.detach())
+        adv_taken = adv.gather(-1, actions[:, :-1, :, None]).squeeze(-1)         # [B, T, N]
+        pi_taken = pi_now.gather(-1, actions[:, :-1, :, None]).squeeze(-1)
+        mask_n = mask.unsqueeze(-1).expand_as(pi_taken)
+        log_pi = torch.log(torch.where(mask_n > 0, pi_taken, torch.ones_like(pi_taken)).clamp(min=1e-10))
+        actor_loss = -(adv_taken * log_pi * mask_n).sum() / mask_n.sum().clamp(min=1.0)
+        agent_norm = optimise(actor_loss + self.regularization("agent"), self.agent_optimiser,
+                              self.agent_params, c.grad_norm_clip)
+
+        self.train_steps += 1
+        self._count_episodes(episode)
+        n, pi_now = mask_n.sum().clamp(min=1.0), pi_now.detach()
+        entropy = -(pi_now * pi_now.clamp(min=1e-10).log()).sum(-1)
+        return {"actor_loss": float(actor_loss.detach()), "agent_grad_norm": agent_norm, **critic_info,
+                "advantage_mean": float((adv_taken * mask_n).sum() / n),
+                "pi_max": float((pi_now.max(-1).values * mask_n).sum() / n),
+                "entropy": float((entropy * mask_n).sum() / n), "epsilon": self.epsilon(t_env)}
+
+    def _with_bootstrap_actions(self, actions, pi, filled):
+        """Put an action sampled from the policy at each episode's final slot (slot ``len``)."""
+        lengths = filled.sum(1).long().clamp(max=actions.shape[1] - 1)              # [B]
+        rows = torch.arange(actions.shape[0], device=actions.device)
+        final_pi = pi[rows, lengths]                                                 # [B, N, A]
+        sampled = torch.multinomial(final_pi.reshape(-1, self.n_actions), 1).view(final_pi.shape[:-1])
+        actions = actions.clone()
+        actions[rows, lengths] = sampled
+        return actions
+
+    def _train_critic(self, inputs, actions, targets, mask):
+        """pymarl: one critic step per time step, walking backwards; returns the Q values seen."""
+        c = self.config
+        q_vals = torch.zeros(*targets.shape, self.n_actions, device=self.device)  # [B, T, N, A]
+        losses, norms = [], []
+        for t in reversed(range(targets.shape[1])):
+            m = mask[:, t].unsqueeze(-1).expand(-1, self.n_agents)                 # [B, N]
+            if float(m.sum()) == 0.0:
+                continue
+            q_t = self.critic(inputs[:, t])                                         # [B, N, A]
+            q_vals[:, t] = q_t.detach()
+            taken = q_t.gather(-1, actions[:, t, :, None]).squeeze(-1)
+            loss = (((taken - targets[:, t]) * m) ** 2).sum() / m.sum()
+            norms.append(optimise(loss + self.regularization("critic"), self.critic_optimiser,
+                                  self.critic_params, c.grad_norm_clip))
+            losses.append(float(loss.detach()))
+            self.critic_steps += 1
+            if self.critic_steps - self.last_target_step >= c.target_update_interval:
+                hard_update(self.target_critic, self.critic)
+                self.last_target_step = self.critic_steps
+        n = max(len(losses), 1)
+        m = mask.unsqueeze(-1).expand_as(targets)
+        return q_vals, {"critic_loss": sum(losses) / n, "critic_grad_norm": sum(norms) / n,
+                        "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
+
+    def _modules(self):
+        return {"agent": self.agent, "critic": self.critic, "target_critic": self.target_critic}
+
+    def _optimisers(self):
+        return {"agent": self.agent_optimiser, "critic": self.critic_optimiser}
+
+    def _counters(self):
+        return {**super()._counters(), "critic_steps": self.critic_steps, "last_target_step": self.last_target_step}

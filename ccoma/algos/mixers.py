@@ -1,0 +1,55 @@
+"""Mixers: how per-agent utilities combine into Q_tot. IQL has none, VDN sums, QMIX mixes monotonically.
+
+Every mixer maps agent Qs ``[B, T, N]`` and states ``[B, T, S]`` to ``[B, T]``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class VDNMixer(nn.Module):
+    """Q_tot = sum of agent utilities (Sunehag et al. 2018)."""
+
+    def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        return agent_qs.sum(-1)
+
+
+class QMixer(nn.Module):
+    """QMIX (Rashid et al. 2018): a one-hidden-layer mixing network whose weights come from
+    hypernetworks of the state. abs() keeps every weight non-negative, so dQ_tot/dQ_a >= 0 and the
+    per-agent argmax is the joint argmax; biases are free (the last one is a state-value network).
+    """
+
+    def __init__(self, n_agents: int, state_dim: int, embed_dim: int = 32, hypernet_dim: int = 64):
+        super().__init__()
+        self.n_agents, self.embed_dim = n_agents, embed_dim
+        self.hyper_w1 = nn.Sequential(nn.Linear(state_dim, hypernet_dim), nn.ReLU(),
+                                      nn.Linear(hypernet_dim, n_agents * embed_dim))
+        self.hyper_w2 = nn.Sequential(nn.Linear(state_dim, hypernet_dim), nn.ReLU(),
+                                      nn.Linear(hypernet_dim, embed_dim))
+        self.hyper_b1 = nn.Linear(state_dim, embed_dim)
+        self.value = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+
+    def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        lead = agent_qs.shape[:-1]
+        s = states.reshape(-1, states.shape[-1])                            # [M, S]
+        q = agent_qs.reshape(-1, 1, self.n_agents)                         # [M, 1, N]
+        w1 = self.hyper_w1(s).abs().view(-1, self.n_agents, self.embed_dim)  # [M, N, E]
+        b1 = self.hyper_b1(s).view(-1, 1, self.embed_dim)
+        hidden = F.elu(torch.bmm(q, w1) + b1)                               # [M, 1, E]
+        w2 = self.hyper_w2(s).abs().view(-1, self.embed_dim, 1)            # [M, E, 1]
+        y = torch.bmm(hidden, w2).view(-1) + self.value(s).view(-1)
+        return y.view(lead)
+
+
+def make_mixer(kind: str, n_agents: int, state_dim: int, embed_dim: int = 32,
+               hypernet_dim: int = 64) -> nn.Module | None:
+    if kind == "none":
+        return None
+    if kind == "vdn":
+        return VDNMixer()
+    if kind == "qmix":
+        return QMixer(n_agents, state_dim, embed_dim, hypernet_dim)
+    raise ValueError(f"unknown mixer '{kind}' (known: none, vdn, qmix)")

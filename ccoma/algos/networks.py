@@ -1,0 +1,107 @@
+"""Networks shared by the learners: the recurrent agent, COMA's critic, and input builders.
+
+Shapes: B = batch (episodes or envs), T = time slots, N = agents, A = actions, H = hidden size.
+Submodules carry stable names (``fc1``, ``rnn``, ``fc2``; ``fc1``..``fc3`` for the critic) so a
+continual strategy can pick parameters by name ("agent.fc2.weight").
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RNNAgent(nn.Module):
+    """pymarl's agent: fc -> GRUCell -> fc; one set of weights shared by all agents."""
+
+    def __init__(self, input_dim: int, n_actions: int, hidden_dim: int = 64):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.fc1 = nn.Linear(input_dim, hidden_dim)
+        self.rnn = nn.GRUCell(hidden_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, n_actions)
+
+    def init_hidden(self, *batch: int) -> torch.Tensor:  # [*batch, H]
+        return self.fc1.weight.new_zeros(*batch, self.hidden_dim)
+
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step. inputs [..., D], hidden [..., H] -> (outputs [..., A], hidden [..., H])."""
+        lead = inputs.shape[:-1]
+        x = F.relu(self.fc1(inputs.reshape(-1, inputs.shape[-1])))
+        h = self.rnn(x, hidden.reshape(-1, self.hidden_dim))
+        return self.fc2(h).view(*lead, -1), h.view(*lead, self.hidden_dim)
+
+    def unroll(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Whole episodes from a zero hidden state. inputs [B, T, N, D] -> outputs [B, T, N, A].
+
+        The two linear layers run once over all slots; only the GRU cell walks through time.
+        """
+        b, t, n, _ = inputs.shape
+        x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
+        h = self.init_hidden(b * n)
+        hs = []
+        for step in range(t):
+            h = self.rnn(x[:, step].reshape(b * n, -1), h)
+            hs.append(h.view(b, n, self.hidden_dim))
+        return self.fc2(torch.stack(hs, 1))                       # [B, T, N, A]
+
+
+class Critic(nn.Module):
+    """COMA's centralised critic (the C-COMA "coordinator"): 3 layers, 128-128-A."""
+
+    def __init__(self, input_dim: int, n_actions: int, hidden_dim: int = 128):
+        super().__init__()
+        self.fc1 = nn.Linear(input_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, hidden_dim)
+        self.fc3 = nn.Linear(hidden_dim, n_actions)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # [..., D] -> [..., A]
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(inputs)))))
+
+
+def one_hot(actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """actions [...] int64 with -1 meaning "none" -> [..., A] float (all zeros for -1)."""
+    valid = actions >= 0
+    out = F.one_hot(actions.clamp(min=0), n_actions).float()
+    return out * valid.unsqueeze(-1)
+
+
+def shift_last_actions(actions: torch.Tensor) -> torch.Tensor:
+    """actions [B, T, N] -> last actions [B, T, N]: slot t holds the action of t-1, -1 at t = 0."""
+    last = torch.full_like(actions, -1)
+    last[:, 1:] = actions[:, :-1]
+    return last
+
+
+def agent_inputs(obs: torch.Tensor, last_actions: torch.Tensor, n_actions: int,
+                 extra: torch.Tensor | None = None) -> torch.Tensor:
+    """[obs, last action one-hot, (extra), agent id one-hot] for every agent.
+
+    obs [..., N, O], last_actions [..., N] int64 (-1 = none), extra [..., N, X] -> [..., N, D].
+    """
+    n = obs.shape[-2]
+    ids = torch.eye(n, device=obs.device).expand(*obs.shape[:-1], n)
+    parts = [obs, one_hot(last_actions, n_actions)]
+    if extra is not None:
+        parts.append(extra)
+    parts.append(ids)
+    return torch.cat(parts, -1)
+
+
+def agent_input_dim(obs_dim: int, n_actions: int, n_agents: int, extra: int = 0) -> int:
+    return obs_dim + n_actions + extra + n_agents
+
+
+def masked_argmax(values: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """values [..., A], avail [..., A] bool -> index [...] of the best available action."""
+    return values.masked_fill(~avail, float("-inf")).argmax(-1)
+
+
+def safe_avail(avail: torch.Tensor) -> torch.Tensor:
+    """Treat rows with no available action (padding) as all-available, so maxima stay finite."""
+    return avail | ~avail.any(-1, keepdim=True)
+
+
+def random_available(avail: torch.Tensor) -> torch.Tensor:
+    """A uniformly random available action per row: avail [..., A] bool -> [...] int64."""
+    return torch.rand(avail.shape, device=avail.device).masked_fill(~avail, -1.0).argmax(-1)
