@@ -83,7 +83,7 @@ class RunConfig:
                                    PAPER_METHODS)
     seeds: tuple[int, ...] = doc("Seeds; each (method, seed) is one child run. Empty: the budget's "
                                  "(smoke 0; quick 0 1; paper 0 1 2).", ())
-    budget_name: str = doc("smoke | quick | paper (paper = the scenario's own protocol).", "paper")
+    budget_name: str = doc("smoke, quick or paper (paper = the scenario's own protocol).", "paper")
     budget: Budget = doc("The resolved budget.", factory=Budget)
     algo: dict = doc("Per learner overrides of its config, e.g. {qmix: {lr: 0.001}}.", factory=dict)
     continual: ContinualConfig = doc("The continual strategy.", factory=ContinualConfig)
@@ -107,7 +107,8 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
     cfg = build(RunConfig, {k: v for k, v in data.items() if k != "budget"}, where)
     if budget_name not in BUDGETS:
         raise ConfigError("--budget", f"unknown budget '{budget_name}' (known: {', '.join(BUDGETS)})")
-    budget = dataclasses.replace(BUDGETS[budget_name], **(data.get("budget") or {}))
+    base = dataclasses.asdict(BUDGETS[budget_name])
+    budget = build(Budget, {**base, **(data.get("budget") or {})}, where, prefix="budget.")
     scenario = load_scenario(scenario_name)
     train = train_steps if train_steps is not None else (budget.train_steps or scenario.train_steps)
     deploy = deploy_steps if deploy_steps is not None else (budget.deploy_steps or scenario.deploy_steps)

@@ -87,3 +87,8 @@ def test_help_is_fast_and_lists_commands(tmp_path):
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_bad_budget_key_in_config_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("budget: {n_envz: 3}\n")
+    one_line_error(run(["evaluate", "--budget", "smoke", "--config", "c.yaml"], tmp_path), "budget.n_envz")
