@@ -163,9 +163,9 @@ class Job:
             self.runs[stage.name.split("/")[1]].log_series(stage.points)
         stage.points = []
 
-    def _save(self, stage: Stage, env, buffer) -> None:
+    def _save(self, stage: Stage, rng: dict, buffer) -> None:
         state = {"format": "ccoma-checkpoint-1", "algo": self.spec.algo, "stage_index": self.stage_index, "stage": stage.state(),
-                 "learner": self.learner.state_dict(), "rng": ckpt.rng_state(env),
+                 "learner": self.learner.state_dict(), "rng": rng,
                  "buffer": ckpt.buffer_state(buffer) if buffer is not None else {},
                  "trained": self.trained or {}, "done": [s.state() for s in self.stages[: self.stage_index]]}
         ckpt.save(state, self.ckpt_path)
@@ -228,15 +228,18 @@ class Job:
 
         spec = self.spec
         env, source, buffer, mode, learn, offset = self._setup_stage(stage)
+        if stage.name.endswith("continual") and spec.continual.anchor != "none":
+            self._anchor()  # toward the trained weights, on a fresh start and on resume alike
         if state is not None:
             self.learner.load_state_dict(state["learner"])
-        elif stage.name.endswith("continual") and spec.continual.anchor != "none":
-            self._anchor()
         rollout = Rollout(env, self.learner, buffer, mode=mode)
         if state is not None:
             if buffer is not None and state["buffer"]:
                 ckpt.load_buffer_state(buffer, state["buffer"])
+            # the random state from just before the barrier's reset: this reset deals the same
+            # episodes the uninterrupted run dealt after its checkpoint
             ckpt.load_rng_state(env, state["rng"])
+            source.set_step(stage.t)
             rollout.reset()
         chunk = max(spec.budget.n_envs, stage.steps // spec.budget.log_points)
         n_chunks = -(-stage.steps // chunk)
@@ -263,10 +266,12 @@ class Job:
             if stage.name != "train" and ((i + 1) % eval_every == 0 or stage.t >= stage.steps):
                 self._evaluate(stage)
             if (i + 1) % ckpt_every == 0 or stage.t >= stage.steps:
+                rng = ckpt.rng_state(env)  # a resume restores this, then resets as we do now
+                source.set_step(stage.t)
                 rollout.reset()
                 if stage.t >= stage.steps and stage.name == "train":
                     self.trained = self.learner.state_dict()
-                self._save(stage, env, buffer)
+                self._save(stage, rng, buffer)
                 self._flush(stage)
         if stage.name != "train":
             if stage.name.endswith("continual"):

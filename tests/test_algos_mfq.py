@@ -46,6 +46,6 @@ def test_mfq_runs_on_25m_and_fits_its_batch():
     assert 0 < nb[filled].mean() < 24
 
     # Fixed batch and (by passing the same episode count) a fixed target network: plain regression.
-    fitted = [learner.train_step(batch, rollout.t_env, episode=rollout.episodes)["loss"] for _ in range(60)]
+    fitted = [learner.train_step(batch, rollout.t_env, episode=learner.episodes_seen)["loss"] for _ in range(60)]
     assert all(l == l for l in fitted)
     assert sum(fitted[-5:]) / 5 < 0.75 * sum(fitted[:5]) / 5   # the TD loss on a fixed batch goes down

@@ -10,8 +10,9 @@ A learner is built as ``Learner(config, env_info, device)`` where ``env_info`` i
         Acting only ever uses the agent network (never a critic or mixer).
     train_step(batch, t_env, episode=None) -> {name: float}
         batch: the dict :meth:`ccoma.data.buffer.EpisodeBuffer.sample` returns ([B, T+1, ...]).
-        ``episode`` is the number of episodes collected so far (for episode-based target updates);
-        without it the learner assumes ``config.episodes_per_update`` episodes per call.
+        ``episode`` is the number of episodes accounted for so far (for episode-based target
+        updates; :meth:`Rollout.run` passes ``episodes_seen + episodes_per_update``); without it, or
+        if it goes backwards, the learner assumes ``config.episodes_per_update`` episodes per call.
     networks() -> {name: nn.Module}        e.g. {"agent": ..., "mixer": ...} or {"agent": ..., "critic": ...}
     state_dict() / load_state_dict(sd)     plain tensors and Python scalars (torch.load(weights_only=True))
     add_regularizer(network_name, fn)      fn() -> scalar tensor, added to the loss that trains that network
@@ -158,8 +159,12 @@ class Learner:
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _count_episodes(self, episode: int | None) -> int:
-        """Episodes collected so far: the harness's count when given, else our own estimate."""
-        if episode is None:
+        """Episodes accounted for so far (monotonic: it drives episode-based target updates).
+
+        The caller's count when given; without one, or when it goes backwards (a counter that
+        restarted), assume ``config.episodes_per_update`` new episodes.
+        """
+        if episode is None or episode < self.episodes_seen:
             self.episodes_seen += self.config.episodes_per_update
         else:
             self.episodes_seen = int(episode)

@@ -55,6 +55,7 @@ class Rollout:
         self.last_actions = torch.full((self.n_envs, self.n_agents), -1, dtype=torch.int64,
                                        device=self.learner.device)
         self._obs, self._state, self._avail = self.env.get_obs(), self.env.get_state(), self.env.get_avail_actions()
+        self.pending = 0  # finished episodes not yet paid for by an update (dropped episodes owe nothing)
 
     def _write(self, rows: torch.Tensor, t: torch.Tensor, values: dict) -> None:
         for name, value in values.items():
@@ -111,21 +112,26 @@ class Rollout:
         """Collect at least ``env_steps`` env steps, training every ``episodes_per_update`` episodes.
 
         Defaults come from the learner's config. ``on_train(info, t_env)`` sees every update's losses.
+        Finished episodes not yet used for an update carry over to the next call (``reset`` clears
+        them). The episode count handed to the learner (for episode-based target updates) is the
+        learner's own tally of episodes paid for by updates, so it is part of the learner's state and
+        continues across stages and checkpoint resumes.
         """
         cfg = self.learner.config
         batch_size = batch_size or cfg.batch_size
         per_update = episodes_per_update or cfg.episodes_per_update
         parts, target = [], self.t_env + env_steps
-        pending = 0
         while self.t_env < target:
             stats = self.step()
             if stats["won"].numel():
                 parts.append(stats)
-                pending += stats["won"].numel()
-            while learn and self.buffer is not None and pending >= per_update and self.buffer.can_sample(batch_size):
-                pending -= per_update
+                self.pending += stats["won"].numel()
+            while (learn and self.buffer is not None and self.pending >= per_update
+                   and self.buffer.can_sample(batch_size)):
+                self.pending -= per_update
                 batch = self.buffer.sample(batch_size, device=self.learner.device)
-                info = self.learner.train_step(batch, self.t_env, episode=self.episodes)
+                episode = self.learner.episodes_seen + per_update
+                info = self.learner.train_step(batch, self.t_env, episode=episode)
                 if on_train is not None:
                     on_train(info, self.t_env)
         return cat_stats(parts)
