@@ -70,14 +70,14 @@ class Stage:
         self.series, self.evals = sd["series"], sd["evals"]
 
 
-def _make_env(spec: JobSpec, scenario, source, n_envs: int, seed: int):
+def _make_env(spec: JobSpec, scenario, source, n_envs: int, seed: int, compile: bool | None = None):
     from ccoma.config import build
     from ccoma.sim.engine import SimConfig
     from ccoma.sim.env import SimEnv
 
     cfg = build(SimConfig, spec.sim, "sim")
     return SimEnv(scenario.map, n_envs, source=source, config=cfg, device=spec.device, seed=seed,
-                  compile=spec.budget.compile)
+                  compile=spec.budget.compile if compile is None else compile)
 
 
 def _record_episodes(stage: Stage, stats: dict) -> None:
@@ -122,7 +122,8 @@ class Job:
         self.runs = {mode: self.tracker.method_run(self.parent, method=m, algo=spec.algo, mode=mode, seed=spec.seed,
                                                    params=dict(spec.params, method=m, mode=mode, seed=spec.seed))
                      for mode, m in spec.methods.items()}
-        probe = _make_env(spec, self.scenario, self.scenario.source("train", seed=spec.seed), 1, spec.seed)
+        probe = _make_env(spec, self.scenario, self.scenario.source("train", seed=spec.seed), 1, spec.seed,
+                          compile=False)
         self.env_info = probe.get_env_info()
         self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
         self.stages = [Stage("train", b.train_steps)] + [Stage(f"deploy/{mode}", b.deploy_steps)
@@ -287,7 +288,7 @@ class Job:
             from ccoma.data.rollout import Rollout
 
             env = _make_env(spec, self.scenario, self.scenario.source("train", seed=spec.seed + 7), spec.budget.n_envs,
-                            spec.seed + 7)
+                            spec.seed + 7, compile=False)
             need = self.learner.config.batch_size
             buf = EpisodeBuffer(self.learner.scheme(), self.env_info["n_agents"], self.env_info["episode_limit"],
                                 need * 2, spec.device)
@@ -307,7 +308,7 @@ class Job:
         rng = torch.get_rng_state()
         for phase in self.scenario.deploy_phases:
             src = self.scenario.phase_source(phase, seed=10_000 + spec.seed)
-            env = _make_env(spec, self.scenario, src, min(n, 16), 10_000 + spec.seed)
+            env = _make_env(spec, self.scenario, src, min(n, 16), 10_000 + spec.seed, compile=False)  # short: eager
             stats = evaluate(env, self.learner, n)
             row["win_rate"][phase] = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
             row["return"][phase] = float(stats["return"].mean()) if stats["return"].numel() else 0.0
@@ -326,8 +327,7 @@ class Job:
         rng = torch.get_rng_state()
         phase = self.scenario.deploy_phases[-1]
         seed = 20_000 + spec.seed
-        env = _make_env(dataclasses.replace(spec, budget=dataclasses.replace(spec.budget, compile=False)),
-                        self.scenario, self.scenario.phase_source(phase, seed=seed), 1, seed)
+        env = _make_env(spec, self.scenario, self.scenario.phase_source(phase, seed=seed), 1, seed, compile=False)
         learner, memory = self.learner, {}
 
         @torch.no_grad()

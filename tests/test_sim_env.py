@@ -198,3 +198,27 @@ def test_smac_readme_random_loop():
     with pytest.raises(AssertionError, match="cannot perform"):
         env.reset()
         env.step([0] * n_agents)  # no-op is only for dead agents
+
+
+def test_compiled_step_equals_eager_for_environments_stepped_in_turn():
+    # two compiled environments of different batch sizes stepped in turn, with automatic resets in
+    # between: the compiled step skips Dynamo's guards, so each must still run its own graph
+    envs = {B: (SimEnv.from_map("dynamic_5v5", n_envs=B, seed=B), SimEnv.from_map("dynamic_5v5", n_envs=B, seed=B,
+                                                                                   compile=True)) for B in (3, 2)}
+    gens = {B: torch.Generator().manual_seed(B) for B in envs}
+    for e, c in envs.values():
+        e.reset()
+        c.reset()
+    dones = 0
+    for _ in range(90):
+        for B, (e, c) in envs.items():
+            assert torch.equal(e.get_avail_actions(), c.get_avail_actions())
+            a = rand_actions(e.get_avail_actions(), gens[B])
+            oe, oc = e.step(a), c.step(a)
+            assert oc.reward.shape == (B,)
+            assert torch.allclose(oe.reward, oc.reward, atol=1e-4)
+            assert torch.equal(oe.done, oc.done) and torch.equal(oe.won, oc.won)
+            assert torch.allclose(e.get_obs(), c.get_obs(), atol=1e-4)
+            assert torch.allclose(e.get_state(), c.get_state(), atol=1e-4)
+            dones += int(oe.done.sum())
+    assert dones >= 2  # automatic resets happened between compiled steps
