@@ -132,7 +132,8 @@ def _scenario_section(doc: Doc, data: ScenarioData, tracker, out: Path) -> pd.Da
     doc.add("p", "Mean over seeds with 95% t-intervals over seeds. Pre-shift: mean over the last 20% of the "
                  "steps before unseen situations begin; post-shift low: minimum (first half of the "
                  "post-shift period, smoothed over 5 logging points); final: mean over the last 10% of "
-                 "deployment. Recovered: runs that logged cl/recovery_steps.")
+                 "deployment. Recovered: runs whose online win rate regained 80% of its pre-shift level for 3 "
+                 "logging points in a row (cl/recovery_steps).")
     doc.add("table", header=header, items=rows)
     doc.add("h3", "Figures")
     for f in figs.scenario_figures(data, per_run, out / "figures" / data.scenario):

@@ -67,11 +67,13 @@ def cl_metrics(matrix: Sequence[Sequence[float]], eval_steps: Sequence[int], pha
 
 
 def recovery_steps(steps: Sequence[int], win_rate: Sequence[float], shift: int, fraction: float = 0.8,
-                   window: int | None = None) -> tuple[float | None, float]:
+                   window: int | None = None, sustain: int = 3) -> tuple[float | None, float]:
     """(steps after ``shift`` until the online win rate regains ``fraction`` of its pre-shift level, level).
 
-    Returns ``(None, level)`` when it never recovers within the series, and ``(0, level)`` when it
-    never dropped below the threshold. The pre-shift level is the mean of points in
+    A recovery must hold: it is the first point after the drop from which ``sustain`` consecutive
+    logged points are all at or above the threshold (one lucky point in a noisy series is not a
+    recovery). Returns ``(None, level)`` when it never recovers within the series, and ``(0, level)``
+    when it never dropped below the threshold. The pre-shift level is the mean of points in
     ``[shift - window, shift)``; with no pre-shift points the level is undefined (``nan``).
     """
     lo = shift - window if window else -math.inf
@@ -81,12 +83,11 @@ def recovery_steps(steps: Sequence[int], win_rate: Sequence[float], shift: int, 
     level = sum(pre) / len(pre)
     threshold = fraction * level
     post = [(s, w) for s, w in zip(steps, win_rate) if s >= shift]
-    dropped = False
-    for s, w in post:
-        if w < threshold:
-            dropped = True
-        elif dropped:
-            return float(s - shift), level
-    if not dropped:
+    below = [w < threshold for _, w in post]
+    if not any(below):
         return 0.0, level
+    first_drop = below.index(True)
+    for i in range(first_drop + 1, len(post) - sustain + 1):
+        if not any(below[i:i + sustain]):
+            return float(post[i][0] - shift), level
     return None, level
