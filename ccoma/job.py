@@ -5,9 +5,10 @@ Stages run in order: ``train`` (everything learns), then ``deploy/frozen`` and/o
 ``steps / log_points`` env steps; after each chunk the online metrics are recorded. At
 ``checkpoints`` evenly spaced chunk boundaries the job (1) resets every environment (running
 episodes are dropped: the barrier is part of the protocol, so resumed and uninterrupted runs see
-the same episodes), (2) saves a checkpoint, (3) flushes its pending metric points to MLflow. A
-killed job restarts from its last checkpoint; points it logged after that are logged again with
-the same steps and values and skipped by the tracker, so no point is lost or duplicated.
+the same episodes), (2) saves a checkpoint, pending metric points included, (3) flushes those points to MLflow. A
+killed job restarts from its last checkpoint and flushes the points saved in it (a kill between
+saving and flushing loses none); points it logged after that are logged again with the same steps
+and values and skipped by the tracker, so no point is lost or duplicated.
 """
 from __future__ import annotations
 
@@ -61,13 +62,15 @@ class Stage:
         self.evals: list[dict] = []                  # {"step": s, "win_rate": {phase: v}, "return": {...}}
 
     def state(self) -> dict:
+        # pending points go in too: a kill between saving and flushing must not lose them
         return {"name": self.name, "steps": self.steps, "t": self.t, "window": [list(w) for w in self.window],
-                "series": self.series, "evals": self.evals}
+                "series": self.series, "evals": self.evals, "points": [list(p) for p in self.points]}
 
     def load(self, sd: dict) -> None:
         self.t = int(sd["t"])
         self.window.extend(tuple(w) for w in sd["window"])
         self.series, self.evals = sd["series"], sd["evals"]
+        self.points = [(str(k), float(v), int(s)) for k, v, s in sd.get("points", [])]
 
 
 def _make_env(spec: JobSpec, scenario, source, n_envs: int, seed: int, compile: bool | None = None):
@@ -242,6 +245,7 @@ class Job:
             ckpt.load_rng_state(env, state["rng"])
             source.set_step(stage.t)
             rollout.reset()
+            self._flush(stage)  # points saved with the checkpoint; the tracker skips those it holds
         chunk = max(spec.budget.n_envs, stage.steps // spec.budget.log_points)
         n_chunks = -(-stage.steps // chunk)
         ckpt_every = max(1, n_chunks // spec.budget.checkpoints)

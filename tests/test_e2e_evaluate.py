@@ -3,8 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,52 +89,55 @@ def test_evaluate_smoke_server(tmp_path, mlflow_server):
     predict_champion(mlflow_server, "ccoma-shifting_spawn-c-vdn")
 
 
-def _wait_for(path: Path, proc, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and proc.poll() is None:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
+# Runs the CLI in-process (one worker) and SIGKILLs itself at a chosen moment of the continual
+# deployment: at its 2nd checkpoint, after the checkpoint is on disk and before ("window") or halfway
+# through ("partial") logging that checkpoint's metric points, the two places where points can be lost
+# or duplicated.
+KILLER = r"""
+import os, signal, sys
+from ccoma import job
+flush, seen = job.Job._flush, []
+def dying_flush(self, stage):
+    if stage.name == "deploy/continual" and stage.points:
+        seen.append(stage.t)
+        if len(seen) == 2:
+            if sys.argv[1] == "partial":
+                points = stage.points
+                stage.points = points[: len(points) // 2]
+                flush(self, stage)
+            os.kill(os.getpid(), signal.SIGKILL)
+    flush(self, stage)
+job.Job._flush = dying_flush
+from ccoma.cli import main
+main(sys.argv[2:])
+"""
+KILL_ARGS = SMOKE + ["-m", "c-coma", "--seed", "3", "--train-steps", "4000", "--deploy-steps", "4000"]
 
 
-def test_killed_and_resumed_run_has_the_same_metrics(tmp_path):
-    args = SMOKE + ["-m", "c-coma", "--seed", "3", "--train-steps", "4000", "--deploy-steps", "4000"]
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    full.mkdir()
-    cut.mkdir()
-    ccoma(args, full)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("full")
+    ccoma(KILL_ARGS, root)
+    from ccoma.tracking import load_frame
+
+    return load_frame("shifting_spawn", tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+@pytest.mark.parametrize("moment", ["window", "partial"])
+def test_killed_and_resumed_run_has_the_same_metrics(tmp_path, uninterrupted, moment):
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "ccoma.cli", *args], cwd=cut, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpts = list((cut / "ccoma_runs").glob("*")) if (cut / "ccoma_runs").exists() else []
-    # kill it in the middle of deployment: after the training stage's final checkpoint
-    deadline = time.monotonic() + 240
-    killed = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        ckpts = list((cut / "ccoma_runs").glob("*/coma-seed3/checkpoint.pt"))
-        if ckpts:
-            import torch
+    proc = subprocess.run([sys.executable, "-c", KILLER, moment, *KILL_ARGS], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    import torch
 
-            try:
-                state = torch.load(ckpts[0], weights_only=True)
-            except Exception:  # being replaced right now
-                state = None
-            if state and state["stage"]["name"] == "deploy/continual" and state["stage"]["t"] < 4000:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed = True
-                break
-        time.sleep(0.02)
-    proc.wait()
-    assert killed, "the run finished before it could be killed mid-deployment"
-    res = ccoma(args + ["--resume"], cut)
+    state = torch.load(next((tmp_path / "ccoma_runs").glob("*/coma-seed3/checkpoint.pt")), weights_only=True)
+    assert state["stage"]["name"] == "deploy/continual" and 0 < state["stage"]["t"] < 4000
+    res = ccoma(KILL_ARGS + ["--resume"], tmp_path)
     assert "1 jobs finished" in res.stdout
     from ccoma.tracking import load_frame
 
-    a = load_frame("shifting_spawn", tracking_uri=f"sqlite:///{full / 'mlflow.db'}")
-    b = load_frame("shifting_spawn", tracking_uri=f"sqlite:///{cut / 'mlflow.db'}")
+    a, b = uninterrupted, load_frame("shifting_spawn", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     keys = sorted(set(a.key))
     assert keys == sorted(set(b.key))
     for key in keys:
