@@ -1,13 +1,15 @@
 """Where jobs run: a local process pool by default, or Ray for users who outgrow one machine.
 
 Both take a list of :class:`ccoma.job.JobSpec` and yield ``(spec, result or exception)`` as jobs
-finish. A failed job does not stop the others; the caller records what is missing.
+finish. A failed job does not stop the others; the caller records what is missing. With ``poll``
+seconds they also yield ``(None, None)`` whenever that long passes with no job finishing, so the
+caller can refresh a progress display.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterator
 
 from ccoma.errors import CcomaError
@@ -20,8 +22,9 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def run_local(specs: list, workers: int = 0) -> Iterator[tuple[object, object]]:
-    """Run jobs in a pool of ``workers`` processes (0 = CPU count); with one worker, in-process."""
+def run_local(specs: list, workers: int = 0, poll: float | None = None) -> Iterator[tuple[object, object]]:
+    """Run jobs in a pool of ``workers`` processes (0 = CPU count); with one worker, in-process
+    (then there is nothing to poll: the job reports its progress through ccoma.progress hooks)."""
     from ccoma.job import run_job
 
     n = min(len(specs), workers or os.cpu_count() or 1)
@@ -34,15 +37,19 @@ def run_local(specs: list, workers: int = 0) -> Iterator[tuple[object, object]]:
         return
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
         futures = {pool.submit(run_job, s): s for s in specs}
-        for fut in as_completed(futures):
-            spec = futures[fut]
-            try:
-                yield spec, fut.result()
-            except Exception as exc:  # noqa: BLE001 - reported per job
-                yield spec, exc
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+            if not done:
+                yield None, None
+            for fut in done:
+                try:
+                    yield futures[fut], fut.result()
+                except Exception as exc:  # noqa: BLE001 - reported per job
+                    yield futures[fut], exc
 
 
-def run_ray(specs: list, address: str = "") -> Iterator[tuple[object, object]]:
+def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterator[tuple[object, object]]:
     """Run each job as a Ray task (one CPU each); ``address`` '' starts a local runtime."""
     try:
         import ray
@@ -66,7 +73,10 @@ def run_ray(specs: list, address: str = "") -> Iterator[tuple[object, object]]:
                 for s in specs}
         pending = list(refs)
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
+            done, pending = ray.wait(pending, num_returns=1, timeout=poll)
+            if not done:
+                yield None, None
+                continue
             ref = done[0]
             try:
                 yield refs[ref], ray.get(ref)
@@ -103,9 +113,9 @@ def check(executor: str, address: str = "", timeout: float = 3.0) -> None:
         raise CcomaError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
-def run(specs: list, executor: str = "local", workers: int = 0, address: str = ""):
+def run(specs: list, executor: str = "local", workers: int = 0, address: str = "", poll: float | None = None):
     if executor == "local":
-        return run_local(specs, workers)
+        return run_local(specs, workers, poll)
     if executor == "ray":
-        return run_ray(specs, address)
+        return run_ray(specs, address, poll)
     raise CcomaError(f"--executor: unknown executor '{executor}' (known: local, ray)")

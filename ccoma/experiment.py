@@ -73,6 +73,7 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     import yaml
 
     from ccoma import executors
+    from ccoma.job import job_dir
     from ccoma.scenarios import load_scenario, scenario_path
     from ccoma.tracking import Tracker
 
@@ -100,10 +101,13 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     results, failed = [], []
     started = time.time()
     try:
-        stream = executors.run(specs, cfg.executor, cfg.workers, cfg.ray_address)
-        with click.progressbar(length=len(specs), label="jobs", file=click.get_text_stream("stderr")) as bar:
+        stream = executors.run(specs, cfg.executor, cfg.workers, cfg.ray_address, poll=2.0)
+        with _step_bar(specs) as bar:
             for spec, res in stream:
-                bar.update(1)
+                if spec is None:  # nothing finished for a while: show how far the jobs are
+                    bar.refresh()
+                    continue
+                bar.finish(job_dir(spec) / "progress.json")
                 if isinstance(res, BaseException):
                     failed.append((spec, res))
                     echo(f"\n  {spec.algo} seed {spec.seed}: FAILED ({type(res).__name__}: {str(res).splitlines()[0] if str(res) else ''})")
@@ -122,12 +126,21 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     return {"run_id": parent.run_id, "results": results, "failed": failed, "report": report, "run_key": run_key}
 
 
+def _step_bar(specs, label: str = "env steps"):
+    """A progress bar over the env steps of all the jobs (ccoma.progress)."""
+    from ccoma.job import job_dir, stage_plan
+    from ccoma.progress import StepBar
+
+    return StepBar({job_dir(s) / "progress.json": sum(n for _, n in stage_plan(s)) for s in specs}, label)
+
+
 def _check_checkpoints(specs) -> None:
     """Refuse to resume from a corrupt checkpoint before any job starts (nothing logged is touched)."""
     from ccoma import checkpoint
+    from ccoma.job import job_dir
 
     for spec in specs:
-        path = Path(spec.run_dir) / spec.run_key / f"{spec.algo}-seed{spec.seed}" / "checkpoint.pt"
+        path = job_dir(spec) / "checkpoint.pt"
         if path.exists():
             checkpoint.load(path)
 
@@ -170,7 +183,8 @@ def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen"
                                stages=("train",) if kind == "train" else ())
     echo(f"ccoma {kind}: {algo} seed {seed} on {cfg.scenario} [{BACKEND}]")
     try:
-        result = run_job(spec)
+        with _step_bar([spec]):
+            result = run_job(spec)
     except KeyboardInterrupt:
         parent.finish("interrupted")
         raise

@@ -51,6 +51,23 @@ class JobSpec:
     init_from: str = ""         # deploy from this trained checkpoint (or policy directory) instead of training
 
 
+def job_dir(spec: JobSpec) -> Path:
+    """Where a job keeps its checkpoint, progress, pictures and policies."""
+    return Path(spec.run_dir) / spec.run_key / f"{spec.algo}-seed{spec.seed}"
+
+
+def stage_plan(spec: JobSpec) -> list[tuple[str, int]]:
+    """The stages a job runs, in order, with their env steps."""
+    b = spec.budget
+    plan = [("train", b.train_steps)] + [(f"deploy/{mode}", b.deploy_steps)
+                                         for mode in ("frozen", "continual") if mode in spec.methods]
+    if spec.stages:
+        plan = [p for p in plan if p[0] in spec.stages]
+    if spec.init_from:
+        plan = [p for p in plan if p[0] != "train"]
+    return plan
+
+
 class Stage:
     """The running state of one stage; everything in it is checkpointed."""
 
@@ -112,7 +129,7 @@ class Job:
         self.spec = spec
         b = spec.budget
         self.scenario = load_scenario(spec.scenario).rescaled(b.train_steps, b.deploy_steps)
-        self.dir = Path(spec.run_dir) / spec.run_key / f"{spec.algo}-seed{spec.seed}"
+        self.dir = job_dir(spec)
         self.ckpt_path = self.dir / "checkpoint.pt"
         self.tracker = Tracker(spec.tracking_uri or None)
         if spec.parent_run_id:
@@ -129,14 +146,8 @@ class Job:
                           compile=False)
         self.env_info = probe.get_env_info()
         self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
-        self.stages = [Stage("train", b.train_steps)] + [Stage(f"deploy/{mode}", b.deploy_steps)
-                                                         for mode in ("frozen", "continual") if mode in spec.methods]
-        if spec.stages:
-            self.stages = [s for s in self.stages if s.name in spec.stages]
-        self.trained: dict | None = None
-        if spec.init_from:
-            self.trained = self._initial_weights(spec.init_from)
-            self.stages = [s for s in self.stages if s.name != "train"]
+        self.stages = [Stage(name, steps) for name, steps in stage_plan(spec)]
+        self.trained = self._initial_weights(spec.init_from) if spec.init_from else None
         self.stage_index = 0
 
     def _initial_weights(self, path: str) -> dict:
@@ -166,6 +177,12 @@ class Job:
         else:
             self.runs[stage.name.split("/")[1]].log_series(stage.points)
         stage.points = []
+
+    def _progress(self) -> None:
+        from ccoma import progress
+
+        done = sum(s.steps for s in self.stages[: self.stage_index]) + self.stages[self.stage_index].t
+        progress.report(self.dir / "progress.json", done, sum(s.steps for s in self.stages))
 
     def _save(self, stage: Stage, rng: dict, buffer) -> None:
         state = {"format": "ccoma-checkpoint-1", "algo": self.spec.algo, "stage_index": self.stage_index, "stage": stage.state(),
@@ -266,6 +283,7 @@ class Job:
 
             stats = rollout.run(chunk, learn=learn, on_train=on_train)
             stage.t = min(stage.steps, (i + 1) * chunk)
+            self._progress()
             _record_episodes(stage, stats)
             _log_online(stage, stage.name.split("/")[0], losses)
             if stage.name != "train" and ((i + 1) % eval_every == 0 or stage.t >= stage.steps):

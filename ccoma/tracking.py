@@ -34,9 +34,12 @@ parallel envs, pymarl's ``t_env``). Artifacts go under ``config/``, ``scenario/`
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -338,15 +341,20 @@ class Tracker:
         # Created here so it lands in the run's experiment: Model.log alone would use the process's
         # active experiment (the store's Default one, with an artifact root relative to some old cwd).
         logged = self.client.create_logged_model(run.experiment_id, name="model", source_run_id=run.run_id)
+        chatter = io.StringIO()  # "Successfully registered model ...", printed over the progress bar
         try:
-            info = mlflow.models.Model.log(
-                artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run.run_id,
-                model_id=logged.model_id,
-                python_model=PolicyModel(), artifacts={"policy": str(policy_dir)},
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy", "pandas"],
-                registered_model_name=name, await_registration_for=60)
+            with contextlib.redirect_stderr(chatter):
+                info = mlflow.models.Model.log(
+                    artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run.run_id,
+                    model_id=logged.model_id,
+                    python_model=PolicyModel(), artifacts={"policy": str(policy_dir)},
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy", "pandas"],
+                    registered_model_name=name, await_registration_for=60)
         finally:
             quiet.setLevel(level)
+            for line in chatter.getvalue().splitlines():
+                if line.strip() and not line.startswith(("Successfully registered model", "Created version")):
+                    print(line, file=sys.stderr)
         version = int(info.registered_model_version)
         tags = {"ccoma.scenario": scenario, "ccoma.method": method, "ccoma.run_id": run.run_id,
                 "ccoma.deploy_win_rate": f"{float(deploy_win_rate):.6f}"}

@@ -1,4 +1,5 @@
 """End to end through the CLI with the smoke budget, against real MLflow stores."""
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +81,9 @@ def test_evaluate_smoke_sqlite(smoke_evaluate):
     assert "6 jobs finished, 0 failed" in smoke_evaluate.stdout
     assert (smoke_evaluate.root / "mlflow.db").exists()
     check_store(smoke_evaluate.uri, ["c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn"])
+    # every job reported its progress for the bar: train + frozen + continual deployment, all done
+    reports = [json.loads(p.read_text()) for p in smoke_evaluate.root.glob("ccoma_runs/*/*-seed*/progress.json")]
+    assert len(reports) == 6 and all(r == {"done": 9000, "total": 9000} for r in reports), reports
 
 
 def test_evaluate_smoke_server(tmp_path, mlflow_server):

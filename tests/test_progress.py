@@ -1,0 +1,27 @@
+"""Step-level progress: what jobs report and what the bar adds up."""
+import json
+
+from ccoma import progress
+
+
+def test_report_and_read(tmp_path):
+    path = tmp_path / "job" / "progress.json"
+    assert progress.read(path) == 0                      # not started yet
+    progress.report(path, 1500, 6000)
+    assert json.loads(path.read_text()) == {"done": 1500, "total": 6000}
+    assert progress.read(path) == 1500
+    path.write_text("{broken")                           # never fails the command that reads it
+    assert progress.read(path) == 0
+
+
+def test_bar_adds_partial_and_finished_jobs_and_in_process_hooks_move_it(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    with progress.StepBar({a: 1000, b: 3000}) as bar:
+        assert bar.shown == 0
+        progress.report(b, 500, 3000)                    # an in-process job: its hook refreshes the bar
+        assert bar.shown == 500
+        progress.report(a, 5000, 1000)                   # never more than a job's total
+        assert bar.shown == 1500
+        bar.finish(b)                                    # a finished (or failed) job counts in full
+        assert bar.shown == 4000
+    assert progress.HOOKS == []
