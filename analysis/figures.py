@@ -7,12 +7,13 @@ drawn; its :class:`Figure` carries the reason instead, and partial figures name 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.frame import COLORS, ScenarioData, ci95_band, curves, label
+from analysis.frame import COLORS, ORDER, ScenarioData, bounds_of, ci95_band, curves, label
 
 DPI = 120
 STEP_LABEL = "deployment env steps (summed over parallel envs)"
@@ -54,13 +55,14 @@ def _steps(x, _pos=None) -> str:
     return f"{x:g}"
 
 
-def _shift_line(ax, unseen_from: int | None) -> None:
+def _shift_line(ax, unseen_from: int | None, annotate: bool = True) -> None:
     if unseen_from is None:
         return
     ax.axvline(unseen_from, color="0.25", linestyle="--", linewidth=1.3, zorder=1)
-    ax.annotate("unseen situations begin", xy=(unseen_from, 1.0), xycoords=("data", "axes fraction"),
-                xytext=(5, -5), textcoords="offset points", ha="left", va="top", fontsize=9,
-                color="0.25", bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
+    if annotate:
+        ax.annotate("unseen situations begin", xy=(unseen_from, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(5, -5), textcoords="offset points", ha="left", va="top", fontsize=9,
+                    color="0.25", bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
 def _save(fig, path: Path) -> Path:
@@ -78,7 +80,12 @@ def _missing(methods: list[str], have: set[str]) -> list[str]:
 
 def line_figure(data: ScenarioData, name: str, methods: list[str], key: str, ylabel: str, title: str,
                 out_dir: Path) -> Figure:
-    """Mean curve and 95% band over seeds of ``key`` along deployment, one line per method."""
+    """``key`` along deployment: the methods' means overlaid (the paper's view), and under it one
+    panel per method with its mean, the 95% band over seeds and every seed's own curve.
+
+    The overlay carries the bands only with 3+ seeds: with 2 the t-interval spans 12.7 standard
+    errors and overlapping bands of four methods hide the curves; the panels always carry them.
+    """
     sel = data.metrics[data.metrics.method.isin(methods)]
     df = curves(sel, key)
     have = set(df.method)
@@ -87,34 +94,64 @@ def line_figure(data: ScenarioData, name: str, methods: list[str], key: str, yla
     if not present:
         return Figure(name, None, title, notes or [f"no {key} data"])
     plt, sns = _plt()
-    seeds = df.groupby("method").seed.nunique()
-    names = {m: f"{label(m)} (n={seeds[m]})" for m in present}
-    df = df.assign(Method=df.method.map(names))
-    fig, ax = plt.subplots(figsize=(9, 5))
-    sns.lineplot(data=df, x="step", y="value", hue="Method", hue_order=[names[m] for m in present],
-                 palette={names[m]: COLORS.get(m, "0.5") for m in present}, errorbar=ci95_band, ax=ax,
-                 linewidth=1.8, err_kws={"alpha": 0.12})
-    _shift_line(ax, data.unseen_from)
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
 
-    ax.xaxis.set_major_formatter(FuncFormatter(_steps))
-    ax.set_xlabel(STEP_LABEL)
-    ax.set_ylabel(ylabel)
-    if "win_rate" in key:
-        ax.set_ylim(0, 1.05)
-    ax.set_title(f"{data.scenario}: {title}", fontsize=11)
-    handles, texts = ax.get_legend_handles_labels()
-    from matplotlib.lines import Line2D
-
+    seeds = df.groupby("method").seed.nunique()
+    band = functools.partial(ci95_band, bounds=bounds_of(key))
+    names = {m: f"{label(m)} (n={seeds[m]})" for m in present}
+    palette = {names[m]: COLORS.get(m, "0.5") for m in present}
+    df = df.assign(Method=df.method.map(names))
+    fig = plt.figure(figsize=(11, 8.2), layout="constrained")
+    grid = fig.add_gridspec(2, len(methods), height_ratios=[1.6, 1])
+    top = fig.add_subplot(grid[0, :])
+    sns.lineplot(data=df, x="step", y="value", hue="Method", hue_order=[names[m] for m in present], palette=palette,
+                 errorbar=band if seeds.min() >= 3 else None, ax=top, linewidth=1.8, err_kws={"alpha": 0.12})
+    handles, texts = top.get_legend_handles_labels()
     for m in methods:  # the picture alone must not suggest a missing method was compared
         if m not in have:
             handles.append(Line2D([], [], color=COLORS.get(m, "0.5"), linestyle=":", alpha=0.6))
             texts.append(f"{label(m)}: no runs")
-    ax.legend(handles, texts, title="method (seeds)", loc="lower left", fontsize=9, title_fontsize=9,
-              framealpha=0.9)
-    caption = f"{title}. Mean over seeds, band = 95% t-interval over seeds."
-    if seeds.min() < 3:
-        caption += " With fewer than 3 seeds the intervals are wide (or absent for 1 seed)."
+    top.legend(handles, texts, title="method (seeds)", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
+               title_fontsize=9)
+    top.set_title(f"{data.scenario}: {title}", fontsize=11)
+    top.set_ylabel(ylabel)
+    panels = [top]
+    for i, m in enumerate(methods):
+        ax = fig.add_subplot(grid[1, i], sharey=top)  # x not shared: the panels need fewer ticks
+        panels.append(ax)
+        ax.set_title(f"{label(m)} (n={seeds.get(m, 0)})", fontsize=10, color=COLORS.get(m, "0.3"))
+        ax.set_ylabel(ylabel if i == 0 else "", fontsize=9)
+        if i:
+            ax.tick_params(labelleft=False)
+        if m not in have:
+            ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center", color="0.4")
+            continue
+        mine = df[df.method == m]
+        for _, run in mine.groupby("seed"):
+            ax.plot(run.step, run.value, color=COLORS.get(m, "0.5"), linewidth=0.7, alpha=0.45)
+        sns.lineplot(data=mine, x="step", y="value", color=COLORS.get(m, "0.5"), errorbar=band, ax=ax,
+                     linewidth=1.6, err_kws={"alpha": 0.2})
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in panels:
+        _shift_line(ax, data.unseen_from, annotate=ax is top)
+        ax.xaxis.set_major_formatter(FuncFormatter(_steps))
+        ax.set_xlabel(STEP_LABEL if ax is top else "")
+        if ax is not top:
+            ax.set_xlim(top.get_xlim())
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.tick_params(labelsize=8)
+    if "win_rate" in key:
+        top.set_ylim(0, 1.05)
+    else:
+        top.set_ylim(bottom=0)
+    fig.text(0.5, -0.01, "lower panels: thick = mean over seeds, shaded = 95% t-interval over seeds "
+             "(clipped to the metric's range), thin = one seed", ha="center", fontsize=9, color="0.3")
+    caption = (f"{title}. Top: mean over seeds per method"
+               + (", band = 95% t-interval over seeds" if seeds.min() >= 3 else
+                  " (bands only in the panels below: with fewer than 3 seeds they are too wide to overlay)")
+               + ". Below: each method alone, with its 95% band and every seed's curve.")
     return Figure(name, _save(fig, out_dir / f"{name}.png"), caption, notes)
 
 
@@ -124,18 +161,20 @@ def forgetting_recovery(data: ScenarioData, per_run: pd.DataFrame, out_dir: Path
     if per_run.empty or (per_run.forgetting.isna().all() and not per_run.recovered.any()):
         return Figure(name, None, title, ["no cl/forgetting or cl/recovery_steps metrics logged"])
     plt, sns = _plt()
-    order = [m for m in dict.fromkeys(per_run.method)]
+    order = [m for m in ORDER if m in set(per_run.method)] + sorted(set(per_run.method) - set(ORDER))
     labels = [label(m) for m in order]
     df = per_run.assign(Method=per_run.method.map(label))
     palette = {label(m): COLORS.get(m, "0.5") for m in order}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
     sns.barplot(data=df, x="Method", y="forgetting", order=labels, hue="Method", palette=palette,
-                errorbar=ci95_band, capsize=0.2, ax=ax1, legend=False)
+                errorbar=functools.partial(ci95_band, bounds=bounds_of("forgetting")), capsize=0.2, ax=ax1,
+                legend=False)
     ax1.set_ylabel("forgetting (win rate, mean over earlier phases)")
     ax1.set_title("Forgetting (higher = more forgotten)", fontsize=11)
     rec = df[df.recovered]
     sns.barplot(data=rec, x="Method", y="recovery_steps", order=labels, hue="Method", palette=palette,
-                errorbar=ci95_band, capsize=0.2, ax=ax2, legend=False)
+                errorbar=functools.partial(ci95_band, bounds=bounds_of("recovery_steps")), capsize=0.2, ax=ax2,
+                legend=False)
     from matplotlib.ticker import FuncFormatter
 
     ax2.yaxis.set_major_formatter(FuncFormatter(_steps))

@@ -43,8 +43,11 @@ def t975(df: int) -> float:
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
-def ci95(values: Iterable[float]) -> tuple[float, float, float]:
-    """(mean, low, high) of a 95% t-interval over seeds; low/high are NaN with fewer than 2 values."""
+def ci95(values: Iterable[float], bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float]:
+    """(mean, low, high) of a 95% t-interval over seeds; low/high are NaN with fewer than 2 values.
+
+    ``bounds``: the range the quantity can take (a win rate: 0 to 1); the interval is clipped to it,
+    since with few seeds a t-interval easily reaches values no run can have."""
     x = np.asarray([v for v in values if v == v], dtype=float)
     if len(x) == 0:
         return math.nan, math.nan, math.nan
@@ -52,13 +55,25 @@ def ci95(values: Iterable[float]) -> tuple[float, float, float]:
     if len(x) < 2:
         return mean, math.nan, math.nan
     half = t975(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
-    return mean, mean - half, mean + half
+    return mean, max(mean - half, bounds[0]), min(mean + half, bounds[1])
 
 
-def ci95_band(values) -> tuple[float, float]:
+def ci95_band(values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float]:
     """seaborn ``errorbar=`` callable: the same t-interval (collapses to the value for one seed)."""
-    mean, low, high = ci95(values)
+    mean, low, high = ci95(values, bounds)
     return (mean, mean) if low != low else (low, high)
+
+
+def bounds_of(key: str) -> tuple[float, float]:
+    """The range a metric can take: win rates 0-1, forgetting -1-1, returns (SMAC's, positive only) and
+    step counts >= 0."""
+    if key.endswith("win_rate"):
+        return 0.0, 1.0
+    if key.endswith(("return", "recovery_steps")):
+        return 0.0, math.inf
+    if key.endswith("forgetting"):  # a difference of two win rates
+        return -1.0, 1.0
+    return -math.inf, math.inf
 
 
 @dataclasses.dataclass
@@ -167,13 +182,14 @@ def run_summary(data: ScenarioData, key: str = "deploy/win_rate") -> pd.DataFram
                                        "recovery_steps", "recovered"])
 
 
-def method_table(per_run: pd.DataFrame) -> pd.DataFrame:
-    """Per method: seeds, and mean/low/high of pre, low, final (95% t-intervals over seeds)."""
+def method_table(per_run: pd.DataFrame, key: str = "deploy/win_rate") -> pd.DataFrame:
+    """Per method: seeds, and mean/low/high of pre, low, final (95% t-intervals over seeds, within
+    the range of ``key``, the metric run_summary summarised)."""
     rows = []
     for method in [m for m in ORDER if m in set(per_run.method)] + sorted(set(per_run.method) - set(ORDER)):
         g = per_run[per_run.method == method]
         row = {"method": method, "mode": g["mode"].iloc[0], "seeds": len(g)}
         for col in ("pre", "low", "final"):
-            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = ci95(g[col])
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = ci95(g[col], bounds_of(key))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -42,7 +42,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from ccoma.experiment import single
-    from ccoma.run_config import ContinualConfig, resolve
+    from ccoma.run_config import resolve
 
     base = resolve(args.scenario, "quick", train_steps=args.train_steps, deploy_steps=args.deploy_steps,
                    tracking_uri=args.tracking_uri, report=False)

@@ -21,7 +21,7 @@ import torch
 
 from ccoma import checkpoint as ckpt
 from ccoma.continual import anchors
-from ccoma.continual.trainable import apply_trainable, count, set_all
+from ccoma.continual.trainable import apply_trainable, set_all
 from ccoma.run_config import Budget, ContinualConfig
 
 WINDOW = 30  # episodes in the online win rate (the paper's "30 episodes")
@@ -362,7 +362,7 @@ class Job:
 
         method = spec.methods[stage.name.split("/")[1]]
         frames = record_episode(env, policy, max_steps=spec.budget.render_steps,
-                                label=f"{method} {when} adaptation ({phase}, step {stage.t})")
+                                label=f"{method} {when} adaptation ({phase}, deployment step {stage.t:,})")
         out = self.dir / "renders" / when
         write_gif(frames, out / f"{when}_adaptation.gif", every=2)
         for png in render_frames(frames, out, every=max(1, len(frames) // 2)):

@@ -198,7 +198,7 @@ def _sites(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int):
 
 def _reflect(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int):
     """SMACv2 'reflect' at team level: agents' centre uniform in the west half, enemies' mirrored."""
-    (w, h), (x0, x1), (y0, y1) = geo.size, *reflect_box(geo, n_a, n_e)
+    (w, _), (x0, x1), (y0, y1) = geo.size, *reflect_box(geo, n_a, n_e)
     u = d["agent_shift"]
     c_a = torch.stack([x0 + (x1 - x0) * u[:, 0], y0 + (y1 - y0) * u[:, 1]], dim=-1)
     c_e = torch.stack([w - c_a[:, 0], c_a[:, 1]], dim=-1)

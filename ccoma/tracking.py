@@ -341,7 +341,7 @@ class Tracker:
         # Created here so it lands in the run's experiment: Model.log alone would use the process's
         # active experiment (the store's Default one, with an artifact root relative to some old cwd).
         logged = self.client.create_logged_model(run.experiment_id, name="model", source_run_id=run.run_id)
-        chatter = io.StringIO()  # "Successfully registered model ...", printed over the progress bar
+        chatter = io.StringIO()  # "Successfully registered model ..." and the like, printed over the progress bar
         try:
             with contextlib.redirect_stderr(chatter):
                 info = mlflow.models.Model.log(
@@ -353,7 +353,8 @@ class Tracker:
         finally:
             quiet.setLevel(level)
             for line in chatter.getvalue().splitlines():
-                if line.strip() and not line.startswith(("Successfully registered model", "Created version")):
+                if line.strip() and not line.startswith(("Successfully registered model", "Created version",
+                                                         "Registered model")):
                     print(line, file=sys.stderr)
         version = int(info.registered_model_version)
         tags = {"ccoma.scenario": scenario, "ccoma.method": method, "ccoma.run_id": run.run_id,

@@ -49,6 +49,21 @@ def test_ci95_matches_student_t():
     assert np.isnan(fr.ci95([0.3])[1]) and fr.ci95_band([0.3]) == (0.3, 0.3)
 
 
+def test_intervals_stay_within_the_metric_range():
+    wins = [0.0, 0.5]                                    # two seeds: t(1) = 12.7, the raw interval is huge
+    mean, lo, hi = fr.ci95(wins)
+    assert lo < 0 and hi > 1                             # what an unclipped interval claims
+    assert fr.ci95(wins, fr.bounds_of("deploy/win_rate")) == (0.25, 0.0, 1.0)
+    assert fr.ci95_band(wins, fr.bounds_of("eval/new_sites/win_rate")) == (0.0, 1.0)
+    assert fr.ci95([2.0, 9.0], fr.bounds_of("deploy/return"))[1] == 0.0
+    assert fr.bounds_of("cl/forgetting") == (-1.0, 1.0)         # forgetting can be negative
+    assert fr.bounds_of("train/loss/td_error") == (-np.inf, np.inf)
+    per_run = pd.DataFrame({"method": ["coma", "coma"], "mode": ["frozen"] * 2, "pre": wins, "low": wins,
+                            "final": wins})
+    row = fr.method_table(per_run).iloc[0]
+    assert (row.pre_lo, row.pre_hi) == (0.0, 1.0)
+
+
 def _table(**finals):
     rows = [{"method": m, "pre": 0.8, "low": 0.1, "final": f} for m, f in finals.items()]
     return pd.DataFrame(rows)

@@ -13,7 +13,7 @@ def models():
 
 
 @models.command("list")
-@click.option("--scenario", default=None, help="Only this scenario's models.")
+@click.option("--scenario", "-s", default=None, help="Only this scenario's models.")
 @_URI
 def list_(scenario, tracking_uri):
     """Every version, its aliases and its deployment win rate."""

@@ -39,7 +39,7 @@ def build_env(map_name: str | None, scenario: str | None, phase: str | None, see
 
 @click.command()
 @click.option("--map", "map_name", default=None, help="Map to fight on (default 2s3z), with its default spawns.")
-@click.option("--scenario", default=None, help="Scenario (name or YAML path); the episode is drawn from one phase.")
+@click.option("--scenario", "-s", default=None, help="Scenario (name or YAML path); the episode is drawn from one phase.")
 @click.option("--phase", default=None, help="The scenario phase to draw from (default: its first phase).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the episode and the random policy.")
 @click.option("--steps", type=int, default=None, help="Stop after this many steps (default: the episode limit).")

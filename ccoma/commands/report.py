@@ -5,7 +5,7 @@ import click
 
 
 @click.command()
-@click.option("--scenario", "scenarios", multiple=True, required=True, metavar="NAME",
+@click.option("--scenario", "-s", "scenarios", multiple=True, required=True, metavar="NAME",
               help="Scenario to report on; repeat it to compare scenarios in one report.")
 @click.option("--tracking-uri", default=None, metavar="URI",
               help="MLflow store or server (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")

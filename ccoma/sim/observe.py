@@ -85,7 +85,7 @@ class Observer:
 
     def avail(self, b: Battle, idx=slice(None)) -> torch.Tensor:
         """[k, N, A] bool: SMAC's available actions."""
-        N, E = self.L.n_agents, self.L.n_enemies
+        N = self.L.n_agents
         pos, alive = b.pos[idx], b.alive[idx]
         a_pos, a_alive = pos[:, :N], alive[:, :N]
         d = (pos[:, None, N:] - a_pos[:, :, None]).norm(dim=-1)               # [k, N, E]
