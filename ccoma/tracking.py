@@ -203,8 +203,26 @@ class Tracker:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         probe(self.uri)
         if self.uri.startswith("sqlite:///"):
-            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            self.client = self._open_sqlite(Path(self.uri[len("sqlite:///"):]))
+        else:
+            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    @_guarded
+    def _open_sqlite(self, db: Path) -> MlflowClient:
+        """Open the client, which creates or upgrades the store's schema, under a file lock: two
+        commands started together on a new mlflow.db (two ``ccoma train`` side by side) would
+        otherwise both run MLflow's database migrations, and the loser fails inside alembic."""
+        import fcntl
+
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.with_name(db.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+                client.search_experiments(max_results=1)  # the model registry's store, too
+                return client
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _artifact_location(self) -> str | None:
         if self.uri.startswith("sqlite:///"):

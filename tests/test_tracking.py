@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import socket
 import time
 import uuid
@@ -259,3 +262,18 @@ def test_default_store_is_sqlite_in_cwd(tmp_path, monkeypatch):
 def test_load_frame_of_unknown_scenario_is_empty(sqlite_store):
     frame = load_frame(["nothing_here"])
     assert frame.empty and list(frame.columns) == schema.FRAME_COLUMNS
+
+
+def test_two_commands_opening_a_new_store_at_once(tmp_path):
+    """Two processes that create the same new mlflow.db together (two `ccoma train` side by side):
+    MLflow's schema migrations must not run twice at once (one of them used to die inside alembic)."""
+    code = ("import sys; from ccoma.tracking import Tracker\n"
+            "t = Tracker(sys.argv[1]); print('EXP', t.experiment_id('race_' + sys.argv[2]))")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    for attempt in range(2):
+        uri = f"sqlite:///{tmp_path / f'round{attempt}' / 'mlflow.db'}"
+        procs = [subprocess.Popen([sys.executable, "-c", code, uri, str(i)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            assert p.returncode == 0 and "EXP" in out, err[-2000:]
