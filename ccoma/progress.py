@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -44,7 +45,7 @@ class StepBar:
         self.finished: set[Path] = set()
         self.shown = 0
         self.bar = click.progressbar(length=max(1, sum(jobs.values())), label=label, show_eta=True,
-                                     show_percent=True, file=click.get_text_stream("stderr"))
+                                     show_percent=True, file=sys.stderr)
 
     def __enter__(self) -> "StepBar":
         self.bar.__enter__()
