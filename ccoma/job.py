@@ -5,10 +5,10 @@ Stages run in order: ``train`` (everything learns), then ``deploy/frozen`` and/o
 ``steps / log_points`` env steps; after each chunk the online metrics are recorded. At
 ``checkpoints`` evenly spaced chunk boundaries the job (1) resets every environment (running
 episodes are dropped: the barrier is part of the protocol, so resumed and uninterrupted runs see
-the same episodes), (2) saves a checkpoint, pending metric points included, (3) flushes those points to MLflow. A
-killed job restarts from its last checkpoint and flushes the points saved in it (a kill between
-saving and flushing loses none); points it logged after that are logged again with the same steps
-and values and skipped by the tracker, so no point is lost or duplicated.
+the same episodes), (2) saves a checkpoint, pending metric points included, (3) flushes those
+points to MLflow. A killed job restarts from its last checkpoint and flushes the points saved in it
+(a kill between saving and flushing loses none); points it logged after that are logged again with
+the same steps and values and skipped by the tracker, so no point is lost or duplicated.
 """
 from __future__ import annotations
 
