@@ -129,8 +129,8 @@ def _scenario_section(doc: Doc, data: ScenarioData, tracker, out: Path) -> pd.Da
         return table
     doc.add("h3", "Deployment win rate")
     header, rows = _results_table(per_run, table)
-    doc.add("p", "Mean over seeds with 95% t-intervals over seeds, clipped to [0, 1]. Pre-shift: mean over the last 20% of the "
-                 "steps before unseen situations begin; post-shift low: minimum (first half of the "
+    doc.add("p", "Mean over seeds with 95% t-intervals over seeds, clipped to [0, 1]. Pre-shift: mean over "
+                 "the last 20% of the steps before unseen situations begin; post-shift low: minimum (first half of the "
                  "post-shift period, smoothed over 5 logging points); final: mean over the last 10% of "
                  "deployment. Recovered: runs whose online win rate regained 80% of its pre-shift level for 3 "
                  "logging points in a row (cl/recovery_steps).")

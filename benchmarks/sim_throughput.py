@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -249,8 +250,6 @@ def write_out(results: list[dict], path: Path, meta: dict) -> None:
 
 def _load() -> str:
     try:
-        import os
-
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "?"
@@ -280,8 +279,6 @@ def main(argv=None) -> int:
     default = GPU_SIZES if a.device.startswith("cuda") else CPU_SIZES
     sizes = [int(x) for x in a.sizes.split(",")] if a.sizes else list(default)
     budget = a.seconds or (0.5 if a.quick else 5.0)
-    import os
-
     threads = sorted({int(x) for x in a.threads.split(",")} if a.threads else {1, os.cpu_count() or 1})
     # every batch size compiles its own graph of the same function; keep dynamo from giving up on it
     torch._dynamo.config.recompile_limit = max(64, torch._dynamo.config.recompile_limit)

@@ -73,7 +73,7 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     import yaml
 
     from ccoma import executors
-    from ccoma.job import job_dir
+    from ccoma.job import progress_file
     from ccoma.scenarios import load_scenario, scenario_path
     from ccoma.tracking import Tracker
 
@@ -107,7 +107,7 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
                 if spec is None:  # nothing finished for a while: show how far the jobs are
                     bar.refresh()
                     continue
-                bar.finish(job_dir(spec) / "progress.json")
+                bar.finish(progress_file(spec))
                 if isinstance(res, BaseException):
                     failed.append((spec, res))
                     echo(f"\n  {spec.algo} seed {spec.seed}: FAILED ({type(res).__name__}: {str(res).splitlines()[0] if str(res) else ''})")
@@ -128,10 +128,10 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
 
 def _step_bar(specs, label: str = "env steps"):
     """A progress bar over the env steps of all the jobs (ccoma.progress)."""
-    from ccoma.job import job_dir, stage_plan
+    from ccoma.job import progress_file, stage_plan
     from ccoma.progress import StepBar
 
-    return StepBar({job_dir(s) / "progress.json": sum(n for _, n in stage_plan(s)) for s in specs}, label)
+    return StepBar({progress_file(s): sum(n for _, n in stage_plan(s)) for s in specs}, label)
 
 
 def _check_checkpoints(specs) -> None:

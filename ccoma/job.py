@@ -56,6 +56,11 @@ def job_dir(spec: JobSpec) -> Path:
     return Path(spec.run_dir) / spec.run_key / f"{spec.algo}-seed{spec.seed}"
 
 
+def progress_file(spec: JobSpec) -> Path:
+    """Where a job reports its env steps done (ccoma.progress)."""
+    return job_dir(spec) / "progress.json"
+
+
 def stage_plan(spec: JobSpec) -> list[tuple[str, int]]:
     """The stages a job runs, in order, with their env steps."""
     b = spec.budget
@@ -182,7 +187,7 @@ class Job:
         from ccoma import progress
 
         done = sum(s.steps for s in self.stages[: self.stage_index]) + self.stages[self.stage_index].t
-        progress.report(self.dir / "progress.json", done, sum(s.steps for s in self.stages))
+        progress.report(progress_file(self.spec), done, sum(s.steps for s in self.stages))
 
     def _save(self, stage: Stage, rng: dict, buffer) -> None:
         state = {"format": "ccoma-checkpoint-1", "algo": self.spec.algo, "stage_index": self.stage_index, "stage": stage.state(),
