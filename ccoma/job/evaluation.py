@@ -1,0 +1,32 @@
+"""Greedy evaluation during deployment: one row of the performance matrix per evaluation point.
+
+Each row plays ``episodes`` greedy episodes on every deployment phase's own distribution, in fresh
+environments seeded from the job's ``matrix`` stream, so every method of a seed meets the same
+episodes. Evaluation never shifts the training streams (torch's random state is restored).
+"""
+from __future__ import annotations
+
+import torch
+
+from ccoma.job.envs import make_env
+from ccoma.job.state import StageState
+from ccoma.seeds import seed_for
+
+
+def matrix_row(spec, scenario, learner, state: StageState, episodes: int) -> None:
+    """Append a row {"step", "win_rate": {phase: v}, "return": {...}} and its metric points."""
+    from ccoma.data.rollout import evaluate
+
+    seed = seed_for(spec.seed, "matrix")
+    row = {"step": state.t, "win_rate": {}, "return": {}}
+    rng = torch.get_rng_state()
+    for phase in scenario.deploy_phases:
+        env = make_env(spec, scenario, scenario.phase_source(phase, seed=seed), min(episodes, 16), seed,
+                       compile=False)  # short runs: eager
+        stats = evaluate(env, learner, episodes)
+        row["win_rate"][phase] = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
+        row["return"][phase] = float(stats["return"].mean()) if stats["return"].numel() else 0.0
+        state.points += [(f"eval/{phase}/win_rate", row["win_rate"][phase], state.t),
+                         (f"eval/{phase}/return", row["return"][phase], state.t)]
+    torch.set_rng_state(rng)
+    state.evals.append(row)

@@ -1,0 +1,258 @@
+"""The job's run loop: stages in order, in chunks, with checkpoints and exact resume.
+
+A stage runs in chunks of ``steps / log_points`` env steps; after each chunk the online metrics are
+recorded. At ``checkpoints`` evenly spaced chunk boundaries the job (1) resets every environment
+(running episodes are dropped: the barrier is part of the protocol, so resumed and uninterrupted runs
+see the same episodes), (2) saves a checkpoint, pending metric points included, (3) flushes those
+points to MLflow. A killed job restarts from its last checkpoint and flushes the points saved in it
+(a kill between saving and flushing loses none); points it logged after that are logged again with
+the same steps and values and skipped by the tracker, so no point is lost or duplicated.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ccoma import checkpoint as ckpt
+from ccoma.job import artifacts, evaluation, strategy, summary
+from ccoma.job.envs import make_env
+from ccoma.job.spec import JobSpec, job_dir, progress_file, stages
+from ccoma.job.state import StageState
+from ccoma.seeds import seed_for
+
+
+class Job:
+    def __init__(self, spec: JobSpec):
+        from ccoma.algos import registry
+        from ccoma.scenarios import load_scenario
+        from ccoma.tracking import Tracker
+
+        torch.set_num_threads(1)
+        torch.manual_seed(seed_for(spec.seed, "torch"))
+        self.spec = spec
+        b = spec.budget
+        self.scenario = load_scenario(spec.scenario).rescaled(b.train_steps, b.deploy_steps)
+        self.dir = job_dir(spec)
+        self.ckpt_path = self.dir / "checkpoint.pt"
+        self.tracker = Tracker(spec.tracking_uri or None)
+        if spec.parent_run_id:
+            from ccoma.tracking import Run
+
+            self.parent = Run(self.tracker, self.tracker.client.get_run(spec.parent_run_id), resumed=True)
+        else:
+            self.parent = self.tracker.evaluate_run(spec.scenario, spec.run_key, backend=spec.backend,
+                                                    budget=spec.budget_name)
+        self.runs = {mode: self.tracker.method_run(self.parent, method=m, algo=spec.algo, mode=mode, seed=spec.seed,
+                                                   params=dict(spec.params, method=m, mode=mode, seed=spec.seed))
+                     for mode, m in spec.methods.items()}
+        probe = make_env(spec, self.scenario, self.scenario.source("train", seed=spec.seed), 1, spec.seed,
+                         compile=False)
+        self.env_info = probe.get_env_info()
+        self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
+        self.states = [StageState(s) for s in stages(spec)]
+        self.trained = self._initial_weights(spec.init_from) if spec.init_from else None
+        self.stage_index = 0
+
+    def _initial_weights(self, path: str) -> dict:
+        """Trained weights from a ccoma checkpoint, or the agent network of a policy directory
+        (other networks - critic, mixer - then start fresh)."""
+        from ccoma.errors import CcomaError
+
+        p = Path(path)
+        if p.is_dir():
+            agent = torch.load(p / "agent.pt", map_location="cpu", weights_only=True)
+            self.learner.networks()["agent"].load_state_dict(agent)
+            return self.learner.state_dict()
+        state = ckpt.load(p)
+        if state.get("algo") != self.spec.algo:
+            raise CcomaError(f"checkpoint {p} holds a '{state.get('algo')}' learner, not '{self.spec.algo}' (--algo)")
+        if not state.get("trained"):
+            raise CcomaError(f"checkpoint {p} holds no finished training stage")
+        return state["trained"]
+
+    # ------------------------------------------------------------------------------ plumbing
+    def _run_of(self, state: StageState):
+        return None if state.stage.is_train else self.runs[state.stage.mode]
+
+    def _flush(self, stage: StageState) -> None:
+        if not stage.points:
+            return
+        run = self._run_of(stage)
+        for r in (self.runs.values() if run is None else [run]):   # training points go to every method's run
+            r.log_series(stage.points)
+        stage.points = []
+
+    def _progress(self) -> None:
+        from ccoma import progress
+
+        done = sum(s.steps for s in self.states[: self.stage_index]) + self.states[self.stage_index].t
+        progress.report(progress_file(self.spec), done, sum(s.steps for s in self.states))
+
+    def _save(self, stage: StageState, rng: dict, buffer) -> None:
+        state = {"format": "ccoma-checkpoint-1", "algo": self.spec.algo, "stage_index": self.stage_index,
+                 "stage": stage.state(), "learner": self.learner.state_dict(), "rng": rng,
+                 "buffer": ckpt.buffer_state(buffer) if buffer is not None else {},
+                 "trained": self.trained or {}, "done": [s.state() for s in self.states[: self.stage_index]]}
+        ckpt.save(state, self.ckpt_path)
+
+    def resume(self) -> dict | None:
+        if not self.ckpt_path.exists():
+            return None
+        state = ckpt.load(self.ckpt_path)
+        if state.get("algo") != self.spec.algo:
+            from ccoma.errors import CcomaError
+
+            raise CcomaError(f"checkpoint {self.ckpt_path} holds a '{state.get('algo')}' learner, not '{self.spec.algo}'")
+        self.stage_index = int(state["stage_index"])
+        self.trained = state["trained"] or None
+        for s, sd in zip(self.states, state["done"]):
+            s.load(sd)
+        return state
+
+    # --------------------------------------------------------------------------------- stages
+    def run(self) -> dict:
+        saved = self.resume()
+        while self.stage_index < len(self.states):
+            stage = self.states[self.stage_index]
+            mine = saved if saved is not None and saved["stage"]["name"] == stage.name else None
+            if mine is not None:
+                stage.load(mine["stage"])
+            self._run_stage(stage, mine)
+            saved = None
+            self.stage_index += 1
+        return self._finish()
+
+    def _buffer(self):
+        from ccoma.data.buffer import EpisodeBuffer
+
+        return EpisodeBuffer(self.learner.scheme(), self.env_info["n_agents"], self.env_info["episode_limit"],
+                             self.spec.budget.buffer_size, self.spec.device)
+
+    def _run_stage(self, stage: StageState, saved: dict | None) -> None:
+        from ccoma.data.rollout import Rollout
+
+        spec, s = self.spec, stage.stage
+        strategy.prepare(self.learner, s, spec.continual, self.trained)
+        act = strategy.acting(s, spec.continual, spec.budget.train_steps)
+        buffer = self._buffer() if act.learn else None
+        kind = "train" if s.is_train else "deploy"
+        source = self.scenario.source(kind, seed=spec.seed)
+        env = make_env(spec, self.scenario, source, spec.budget.n_envs, seed_for(spec.seed, f"{kind}_env"))
+        if s.mode == "continual":
+            strategy.anchor(self.learner, spec.continual, self._fisher_episodes)  # on a fresh start and a resume
+        if saved is not None:
+            self.learner.load_state_dict(saved["learner"])
+        rollout = Rollout(env, self.learner, buffer, mode=act.mode)
+        if saved is not None:
+            if buffer is not None and saved["buffer"]:
+                ckpt.load_buffer_state(buffer, saved["buffer"])
+            # the random state from just before the barrier's reset: this reset deals the same
+            # episodes the uninterrupted run dealt after its checkpoint
+            ckpt.load_rng_state(env, saved["rng"])
+            source.set_step(stage.t)
+            rollout.reset()
+            self._flush(stage)  # points saved with the checkpoint; the tracker skips those it holds
+        self._loop(stage, env, source, rollout, buffer, act)
+        if not s.is_train:
+            if s.mode == "continual":
+                self._render(stage, "after")
+            artifacts.register(spec, self.scenario, self.learner, self.env_info, stage, self.dir, self.tracker,
+                               self.runs[s.mode])
+
+    def _loop(self, stage: StageState, env, source, rollout, buffer, act) -> None:
+        b, s = self.spec.budget, stage.stage
+        chunk = max(b.n_envs, stage.steps // b.log_points)
+        n_chunks = -(-stage.steps // chunk)
+        ckpt_every = max(1, n_chunks // b.checkpoints)
+        eval_every = max(1, n_chunks // b.eval_points)
+        if not s.is_train and not stage.evals:
+            evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)
+            if s.mode == "continual":
+                self._render(stage, "before")
+        while stage.t < stage.steps:
+            i = stage.t // chunk
+            source.set_step(stage.t)
+            rollout.t_env = act.t_offset + stage.t
+            losses: dict[str, list[float]] = {}
+
+            def on_train(info, t_env):
+                for k, v in info.items():
+                    losses.setdefault(k, []).append(float(v))
+
+            stats = rollout.run(chunk, learn=act.learn, on_train=on_train)
+            stage.t = min(stage.steps, (i + 1) * chunk)
+            self._progress()
+            stage.record_episodes(stats)
+            stage.log_online(losses)
+            last = stage.t >= stage.steps
+            if not s.is_train and ((i + 1) % eval_every == 0 or last):
+                evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)
+            if (i + 1) % ckpt_every == 0 or last:
+                rng = ckpt.rng_state(env)  # a resume restores this, then resets as we do now
+                source.set_step(stage.t)
+                rollout.reset()
+                if last and s.is_train:
+                    self.trained = self.learner.state_dict()
+                self._save(stage, rng, buffer)
+                self._flush(stage)
+
+    def _fisher_episodes(self):
+        """A sampler of training-distribution episodes for the EWC Fisher."""
+        from ccoma.data.buffer import EpisodeBuffer
+        from ccoma.data.rollout import Rollout
+
+        spec = self.spec
+        seed = seed_for(spec.seed, "fisher")
+        env = make_env(spec, self.scenario, self.scenario.source("train", seed=seed), spec.budget.n_envs, seed,
+                       compile=False)
+        need = self.learner.config.batch_size
+        buf = EpisodeBuffer(self.learner.scheme(), self.env_info["n_agents"], self.env_info["episode_limit"],
+                            need * 2, spec.device)
+        roll = Rollout(env, self.learner, buf, mode="greedy")
+        while len(buf) < need:
+            roll.step()
+        return lambda: buf.sample(need)
+
+    def _render(self, stage: StageState, when: str) -> None:
+        artifacts.render(self.spec, self.scenario, self.learner, stage, when, self.dir, self.runs[stage.stage.mode])
+
+    # --------------------------------------------------------------------------------- finish
+    def _finish(self) -> dict:
+        out = {"algo": self.spec.algo, "seed": self.spec.seed, "methods": {}, "checkpoint": str(self.ckpt_path)}
+        if all(s.stage.is_train for s in self.states):
+            for mode, run in self.runs.items():
+                run.finish("finished")
+                out["methods"][self.spec.methods[mode]] = {"run_id": run.run_id, "mode": "train",
+                                                           "series": self.states[0].series, "evals": [], "cl": {}}
+            return out
+        for stage in [s for s in self.states if not s.stage.is_train]:
+            mode = stage.stage.mode
+            method, run = self.spec.methods[mode], self.runs[mode]
+            cl, tags = summary.cl_summary(self.scenario, stage, self.spec.budget.deploy_steps)
+            run.log_series([(f"cl/{k}", v, stage.steps) for k, v in cl.items() if v == v])
+            if tags:
+                run.set_tags(tags)
+            run.finish("finished")
+            out["methods"][method] = {"run_id": run.run_id, "mode": mode, "series": stage.series,
+                                      "evals": stage.evals, "cl": cl}
+        return out
+
+
+def run_job(spec: JobSpec) -> dict:
+    """Entry point for a worker: run (or resume) the job and return its results."""
+    started = time.time()
+    job = Job(spec)
+    try:
+        result = job.run()
+    except KeyboardInterrupt:
+        for run in job.runs.values():
+            run.finish("interrupted")
+        raise
+    except Exception:
+        for run in job.runs.values():
+            run.finish("failed")
+        raise
+    result["seconds"] = time.time() - started
+    return result

@@ -1,0 +1,45 @@
+"""The continual-learning summary of a deployment: where the world shifts, and the CL metrics."""
+from __future__ import annotations
+
+from ccoma.job.state import StageState
+
+
+def shifts(scenario, deploy_steps: int) -> dict[str, int]:
+    """Deployment steps where the world changes: unseen_from, and every later phase boundary."""
+    at = {}
+    if scenario.unseen_from:
+        at["unseen"] = int(scenario.unseen_from)
+    for i, b in enumerate(scenario.boundaries("deploy")):
+        if 0 < b < deploy_steps and b not in at.values():
+            at[f"boundary{i}"] = int(b)
+    return at
+
+
+def phase_windows(scenario, phases: list[str]) -> dict[str, tuple[int, int]]:
+    """Where each deployment phase is first active: (first step, end of that stretch)."""
+    windows = {}
+    for seg in scenario.segments("deploy"):
+        w = [max(a, b) for a, b in zip(seg.w_start, seg.w_end)]
+        for i, name in enumerate(scenario.phase_names):
+            if name in phases and w[i] > 0 and name not in windows:
+                windows[name] = (seg.start, seg.end)
+    return windows
+
+
+def cl_summary(scenario, state: StageState, deploy_steps: int) -> tuple[dict[str, float], dict[str, str]]:
+    """(metrics, tags): performance-matrix metrics and the recovery after each shift."""
+    from ccoma.continual.metrics import cl_metrics, recovery_steps
+
+    phases = list(scenario.deploy_phases)
+    steps = [e["step"] for e in state.evals]
+    matrix = [[e["win_rate"][p] for p in phases] for e in state.evals]
+    cl = cl_metrics(matrix, steps, phases, phase_windows(scenario, phases))
+    tags = {}
+    for name, at in shifts(scenario, deploy_steps).items():
+        rec, level = recovery_steps(state.series["steps"], state.series["win_rate"], at, window=max(1, at))
+        cl[f"pre_shift_win_rate/{name}"] = level
+        if rec is None:
+            tags[f"ccoma.recovered.{name}"] = "false"
+        else:
+            cl[f"recovery_steps/{name}"] = rec
+    return cl, tags
