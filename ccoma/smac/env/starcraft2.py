@@ -1,0 +1,255 @@
+"""SMAC's ``StarCraft2Env`` over one simulated battle: SMAC's constructor, methods and episode ends.
+
+Every option of SMAC's constructor is accepted under SMAC's name and default. Those that change
+observations, state, reward, time or episode ends do what SMAC does (see docs/smac.md); those that
+only make sense with the game (``difficulty``, ``game_version``, ``replay_dir``, ``replay_prefix``,
+``window_size_x/y``) are accepted and, when set to anything but SMAC's default, named once in a
+warning. An unknown keyword is a ``TypeError``, as in SMAC.
+
+Speed: one step runs the batched simulator at B=1 (``compile=True`` runs its compiled step), and
+observations, state and masks are converted once per step and cached, so the per-agent methods
+(``get_obs_agent``, ``get_avail_agent_actions``) only index the cache.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+
+import numpy as np
+import torch
+
+from ccoma.smac.env.heuristic import heuristic_actions
+from ccoma.smac.env.multiagentenv import MultiAgentEnv
+
+log = logging.getLogger("ccoma.smac")
+
+# options that need the StarCraft II game, with SMAC's defaults: accepted, named once when changed
+GAME_ONLY = {"difficulty": "7", "game_version": None, "replay_dir": "", "replay_prefix": "",
+             "window_size_x": 1920, "window_size_y": 1200}
+_warned: set[str] = set()
+
+
+def _warn_once(names: list[str], what: str) -> None:
+    new = [n for n in names if n not in _warned]
+    if new:
+        _warned.update(new)
+        warnings.warn(f"ccoma's simulator has no StarCraft II game: {', '.join(new)} {what}", stacklevel=3)
+
+
+def random_seed() -> int:
+    """A fresh seed from the operating system (SMAC's ``seed=None``: a random game seed)."""
+    return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+
+
+class StarCraft2Env(MultiAgentEnv):
+    """SMAC's ``StarCraft2Env`` on ccoma's simulator; change the import, keep the code.
+
+    Beyond SMAC's options, keyword-only: ``source`` (an episode source, e.g. a scenario phase),
+    ``config`` (a :class:`~ccoma.sim.engine.SimConfig` for physics and the opponent; SMAC's options
+    override its step_mul, move_amount and reward numbers), ``device`` and ``compile`` (run the
+    compiled step: ~20 s to compile, then several times faster).
+    """
+
+    def __init__(self, map_name="8m", step_mul=8, move_amount=2, difficulty="7", game_version=None, seed=None,
+                 continuing_episode=False, obs_all_health=True, obs_own_health=True, obs_last_action=False,
+                 obs_pathing_grid=False, obs_terrain_height=False, obs_instead_of_state=False,
+                 obs_timestep_number=False, state_last_action=True, state_timestep_number=False, reward_sparse=False,
+                 reward_only_positive=True, reward_death_value=10, reward_win=200, reward_defeat=0,
+                 reward_negative_scale=0.5, reward_scale=True, reward_scale_rate=20, replay_dir="", replay_prefix="",
+                 window_size_x=1920, window_size_y=1200, heuristic_ai=False, heuristic_rest=False, debug=False,
+                 *, source=None, config=None, device="cpu", compile=False):
+        from ccoma.sim.engine import SimConfig
+        from ccoma.sim.env import SimEnv
+        from ccoma.sim.maps import load_map
+        from ccoma.sim.observe import ObsOptions
+        from ccoma.sim.reward import RewardOptions
+
+        given = dict(difficulty=difficulty, game_version=game_version, replay_dir=replay_dir,
+                     replay_prefix=replay_prefix, window_size_x=window_size_x, window_size_y=window_size_y)
+        changed = [k for k, v in given.items() if v != GAME_ONLY[k]]
+        if changed:
+            _warn_once(changed, "have no effect here (the enemy is ccoma's built-in AI; see docs/smac.md)")
+        self.difficulty, self.game_version = difficulty, game_version
+        self.replay_dir, self.replay_prefix, self.window_size = replay_dir, replay_prefix, (window_size_x, window_size_y)
+        self.map_name = map_name
+        self._move_amount = move_amount
+        self._step_mul = 8 if step_mul is None else step_mul  # None: the map's default (8 on every SMAC map)
+        self.continuing_episode, self.debug = continuing_episode, debug
+        self.heuristic_ai, self.heuristic_rest = heuristic_ai, heuristic_rest
+        self._seed = random_seed() if seed is None else int(seed)
+        self.obs_options = ObsOptions(obs_all_health, obs_own_health, obs_last_action, obs_pathing_grid,
+                                      obs_terrain_height, obs_timestep_number, obs_instead_of_state,
+                                      state_last_action, state_timestep_number)
+        self.reward_options = RewardOptions(reward_sparse, reward_only_positive, reward_negative_scale, reward_defeat,
+                                            reward_scale)
+        cfg = dataclasses.replace(config or SimConfig(), step_mul=self._step_mul, move_amount=float(move_amount),
+                                  reward_death_value=float(reward_death_value), reward_win=float(reward_win),
+                                  reward_scale_rate=float(reward_scale_rate))
+        self._env = SimEnv(load_map(map_name), 1, source=source, config=cfg, device=device, seed=self._seed,
+                           env_seeds=torch.tensor([self._seed]), compile=compile, obs_options=self.obs_options,
+                           reward_options=self.reward_options)
+        env, L = self._env, self._env.layout
+        self.n_agents, self.n_enemies = env.n_agents, env.n_enemies
+        self.n_actions, self.episode_limit = env.n_actions, env.episode_limit
+        self.n_actions_no_attack, self.n_actions_move = 6, 4
+        self.shield_bits_ally, self.shield_bits_enemy = int(L.ally_shield), int(L.enemy_shield)
+        self.unit_type_bits = L.n_types
+        smac = env.map.smac
+        self.map_type = smac.map_type if smac is not None else None
+        self._episode_count = self._episode_steps = self._total_steps = 0
+        self.battles_won = self.battles_game = self.timeouts = self.force_restarts = 0
+        self._done = True
+        self._targets = np.full(self.n_agents, -1, dtype=np.int64)
+        self._cache: dict = {}
+
+    # ----------------------------------------------------------------------------------- episode
+    def reset(self):
+        """Start an episode; returns ``(obs list, state)`` as SMAC does."""
+        env = self._env
+        env.reset()
+        self._set(env.get_obs()[0], env.get_state()[0], env.get_avail_actions()[0])
+        self._episode_steps, self._done = 0, False
+        self._targets[:] = -1
+        if self.debug:
+            log.debug("Started episode %d", self._episode_count)
+        return self.get_obs(), self.get_state()
+
+    def _set(self, obs: torch.Tensor, state: torch.Tensor, avail: torch.Tensor) -> None:
+        """Keep this step's tensors; numpy and list forms are made on first use (once per step)."""
+        self._obs_t, self._state_t, self._avail_t = obs, state, avail
+        self._cache = {}
+
+    def _np(self, key: str) -> np.ndarray:
+        c = self._cache
+        if key not in c:
+            t = {"obs": self._obs_t, "state": self._state_t, "avail": self._avail_t}[key]
+            c[key] = t.cpu().numpy()
+        return c[key]
+
+    def _avail_lists(self) -> list[list[int]]:
+        c = self._cache
+        if "avail_list" not in c:
+            c["avail_list"] = self._np("avail").astype(np.int64).tolist()
+        return c["avail_list"]
+
+    def step(self, actions):
+        """Apply one action per agent; returns ``(reward, terminated, info)`` as SMAC does.
+
+        An unavailable action raises ``AssertionError`` (SMAC's assertion). With ``heuristic_ai`` the
+        given actions are replaced by the heuristic's, written back into ``actions`` as SMAC does.
+        """
+        if self._done:
+            raise RuntimeError("step() called on a finished episode: call reset() first")
+        acts = np.array(actions.cpu() if isinstance(actions, torch.Tensor) else actions, dtype=np.int64).reshape(-1)
+        if acts.shape != (self.n_agents,):
+            raise ValueError(f"expected {self.n_agents} actions, got {acts.shape[0]}")
+        if self.heuristic_ai:
+            acts = self._heuristic(actions)
+        else:
+            avail = self._np("avail")
+            ok = (acts >= 0) & (acts < self.n_actions)
+            ok[ok] = avail[np.arange(self.n_agents)[ok], acts[ok]]
+            if not ok.all():
+                i = int(np.argmin(ok))
+                raise AssertionError(f"Agent {i} cannot perform action {acts[i]}")
+        out = self._env.step(torch.from_numpy(acts).view(1, self.n_agents), auto_reset=False)
+        self._set(out.obs[0], out.state[0], out.avail[0])
+        self._total_steps += 1
+        self._episode_steps += 1
+        alive = self._env.battle.alive[0].cpu().numpy()
+        N = self.n_agents
+        won, terminated, truncated = bool(out.won[0]), bool(out.terminated[0]), bool(out.truncated[0])
+        info = {"battle_won": won, "dead_allies": int(N - alive[:N].sum()),
+                "dead_enemies": int(self.n_enemies - alive[N:].sum())}
+        if terminated or truncated:
+            self._done = True
+            self._episode_count += 1
+            self.battles_game += 1
+            self.battles_won += won
+            if truncated:
+                self.timeouts += 1
+                if self.continuing_episode:
+                    info["episode_limit"] = True
+        reward = float(out.reward[0])
+        if self.debug:
+            log.debug("Actions %s; reward %s; info %s", acts.tolist(), reward, info)
+        return reward, terminated or truncated, info
+
+    def _heuristic(self, actions) -> np.ndarray:
+        b, N = self._env.battle, self.n_agents
+        from ccoma.sim.units import COL
+
+        names = [self._env.unit_types[i] for i in b.types[0].tolist()]
+        health = (b.hp[0] / b.stats[0, :, COL["hp"]]).cpu().numpy()
+        acts = heuristic_actions(self._targets, b.pos[0].cpu().numpy(), b.alive[0].cpu().numpy(), health, names, N,
+                                 self._np("avail"), self.heuristic_rest, self.map_type == "MMM")
+        try:  # SMAC writes the heuristic's choices back into the caller's list
+            for i in range(N):
+                actions[i] = int(acts[i])
+        except TypeError:
+            pass
+        return acts
+
+    # -------------------------------------------------------------------------------- accessors
+    def get_obs(self):
+        return list(self._np("obs").copy())
+
+    def get_obs_agent(self, agent_id):
+        return self._np("obs")[agent_id].copy()
+
+    def get_obs_size(self):
+        return self._env.obs_dim
+
+    def get_state(self):
+        return self._np("state").copy()
+
+    def get_state_size(self):
+        return self._env.state_dim
+
+    def get_avail_actions(self):
+        return [list(row) for row in self._avail_lists()]
+
+    def get_avail_agent_actions(self, agent_id):
+        return list(self._avail_lists()[agent_id])
+
+    def get_total_actions(self):
+        return self.n_actions
+
+    @property
+    def last_action(self) -> np.ndarray:
+        """[N, A] one-hot of the agents' last actions (zeros before the first step), as SMAC's."""
+        la = self._env.last_actions[0].cpu().numpy()
+        return (la[:, None] == np.arange(self.n_actions)).astype(np.float64)
+
+    def get_obs_move_feats_size(self):
+        return self._env.layout.move_feats
+
+    def get_obs_enemy_feats_size(self):
+        return self.n_enemies, self._env.layout.enemy_feats
+
+    def get_obs_ally_feats_size(self):
+        return self.n_agents - 1, self._env.layout.ally_feats
+
+    def get_obs_own_feats_size(self):
+        return self._env.layout.own_feats
+
+    def get_stats(self):
+        """SMAC's counts: every ended episode is a game; timeouts are its draws."""
+        return {"battles_won": self.battles_won, "battles_game": self.battles_game, "battles_draw": self.timeouts,
+                "win_rate": self.battles_won / self.battles_game if self.battles_game else 0.0,
+                "timeouts": self.timeouts, "restarts": self.force_restarts}
+
+    def seed(self):
+        """The seed in use (drawn at random when none was given)."""
+        return self._seed
+
+    def render(self, mode="human"):
+        _warn_once(["render"], "draws no game window here; `ccoma render` writes PNG frames and GIFs")
+
+    def save_replay(self):
+        _warn_once(["save_replay"], "writes no replay here; `ccoma render` writes PNG frames and GIFs")
+
+    def close(self):
+        """Nothing to release: the simulator holds no game process."""
