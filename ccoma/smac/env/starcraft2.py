@@ -43,6 +43,11 @@ def random_seed() -> int:
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
 
 
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A numpy view of a CPU tensor (a copy from another device)."""
+    return t.numpy() if t.device.type == "cpu" else t.cpu().numpy()
+
+
 class StarCraft2Env(MultiAgentEnv):
     """SMAC's ``StarCraft2Env`` on ccoma's simulator; change the import, keep the code.
 
@@ -125,7 +130,7 @@ class StarCraft2Env(MultiAgentEnv):
         c = self._cache
         if key not in c:
             t = {"obs": self._obs_t, "state": self._state_t, "avail": self._avail_t}[key]
-            c[key] = t.cpu().numpy()
+            c[key] = _host(t)
         return c[key]
 
     def _avail_lists(self) -> list[list[int]]:
@@ -143,24 +148,26 @@ class StarCraft2Env(MultiAgentEnv):
         if self._done:
             raise RuntimeError("step() called on a finished episode: call reset() first")
         acts = np.array(actions.cpu() if isinstance(actions, torch.Tensor) else actions, dtype=np.int64).reshape(-1)
-        if acts.shape != (self.n_agents,):
-            raise ValueError(f"expected {self.n_agents} actions, got {acts.shape[0]}")
+        N = self.n_agents
+        if acts.shape != (N,):
+            raise ValueError(f"expected {N} actions, got {acts.shape[0]}")
         if self.heuristic_ai:
             acts = self._heuristic(actions)
         else:
-            avail = self._np("avail")
             ok = (acts >= 0) & (acts < self.n_actions)
-            ok[ok] = avail[np.arange(self.n_agents)[ok], acts[ok]]
+            ok[ok] = self._np("avail")[np.arange(N)[ok], acts[ok]]
             if not ok.all():
                 i = int(np.argmin(ok))
                 raise AssertionError(f"Agent {i} cannot perform action {acts[i]}")
-        out = self._env.step(torch.from_numpy(acts).view(1, self.n_agents), auto_reset=False)
+        # the step without automatic reset: the final observation stays until reset(), as in SMAC
+        out = self._env.step(torch.from_numpy(acts).view(1, N), auto_reset=False)
         self._set(out.obs[0], out.state[0], out.avail[0])
         self._total_steps += 1
         self._episode_steps += 1
-        alive = self._env.battle.alive[0].cpu().numpy()
-        N = self.n_agents
-        won, terminated, truncated = bool(out.won[0]), bool(out.terminated[0]), bool(out.truncated[0])
+        # one host copy of the step's scalars (zero-copy on CPU) instead of one .item() each
+        flags = _host(torch.cat([out.won, out.terminated, out.truncated, self._env.battle.alive[0]]))
+        won, terminated, truncated = bool(flags[0]), bool(flags[1]), bool(flags[2])
+        alive = flags[3:]
         info = {"battle_won": won, "dead_allies": int(N - alive[:N].sum()),
                 "dead_enemies": int(self.n_enemies - alive[N:].sum())}
         if terminated or truncated:
@@ -172,7 +179,7 @@ class StarCraft2Env(MultiAgentEnv):
                 self.timeouts += 1
                 if self.continuing_episode:
                     info["episode_limit"] = True
-        reward = float(out.reward[0])
+        reward = float(_host(out.reward)[0])
         if self.debug:
             log.debug("Actions %s; reward %s; info %s", acts.tolist(), reward, info)
         return reward, terminated or truncated, info
@@ -244,6 +251,18 @@ class StarCraft2Env(MultiAgentEnv):
     def seed(self):
         """The seed in use (drawn at random when none was given)."""
         return self._seed
+
+    def reseed(self, seed: int) -> None:
+        """Replay from ``seed``: the next :meth:`reset` starts that seed's first episode (ccoma's addition,
+        for PettingZoo's ``reset(seed=...)``; SMAC fixes the seed at construction)."""
+        self._seed = int(seed)
+        env = self._env
+        env._env_seeds = torch.tensor([self._seed])
+        env.generator.manual_seed(self._seed)
+        if env.battle is not None:  # in place: the compiled step keeps reading the same tensors
+            env.battle.env_seed.fill_(self._seed)
+            env.battle.episode.fill_(-1)
+        self._done = True
 
     def render(self, mode="human"):
         _warn_once(["render"], "draws no game window here; `ccoma render` writes PNG frames and GIFs")
