@@ -64,3 +64,15 @@ def test_reset_seed_reproduces_episodes():
     again = env.reset(seed=5)[0]["marine_0"]["observation"]
     other = env.reset(seed=6)[0]["marine_0"]["observation"]
     assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_docs_example_runs_the_tutorial_loop():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "pettingzoo_example.py"
+    spec = importlib.util.spec_from_file_location("pettingzoo_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    returns = example.main("3m", episodes=2, seed=0)
+    assert len(returns) == 2 and all(r >= 0 for r in returns)
