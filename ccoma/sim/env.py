@@ -250,9 +250,11 @@ class SimEnv:
 
         n_ally, n_enemy = b.alive[:, :N].sum(-1), b.alive[:, N:].sum(-1)
         won = (n_ally > 0) & (n_enemy == 0)
-        lost = (n_ally == 0) & (n_enemy > 0)
         terminated = (n_ally == 0) | (n_enemy == 0)
         truncated = ~terminated & (b.t >= self.episode_limit)
+        # SMAC's reward (ccoma.sim.reward) per the reward options; a loss is an end that is neither a win
+        # nor a draw (both sides dead), SMAC's game end code -1
+        lost = terminated & ~won & ~((n_ally == 0) & (n_enemy == 0))
         raw = smac_reward(self.reward_options, cfg.reward_death_value, cfg.reward_win, N, prev_health,
                           b.hp + b.shield, prev_alive, b.alive, won, lost)
         reward = raw / self.max_reward

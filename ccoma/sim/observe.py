@@ -179,7 +179,12 @@ class Observer:
         inside = self._inside(pts)
         out = []
         if self.L.opts.obs_pathing_grid:
-            out.append(inside[..., :N_PATHING].float())
+            pathable = inside
+            mech = getattr(self, "mech", None)  # impassable terrain, when the map has some
+            if mech is not None and getattr(mech, "terrain", None) is not None:
+                from ccoma.sim.mechanics import passable
+                pathable = inside & passable(mech, pts)
+            out.append(pathable[..., :N_PATHING].float())
         if self.L.opts.obs_terrain_height:
             out.append(torch.where(inside, FLAT_HEIGHT, 1.0))
         return out
