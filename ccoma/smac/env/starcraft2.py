@@ -65,44 +65,53 @@ class StarCraft2Env(MultiAgentEnv):
                  reward_negative_scale=0.5, reward_scale=True, reward_scale_rate=20, replay_dir="", replay_prefix="",
                  window_size_x=1920, window_size_y=1200, heuristic_ai=False, heuristic_rest=False, debug=False,
                  *, source=None, config=None, device="cpu", compile=False):
-        from ccoma.sim.engine import SimConfig
-        from ccoma.sim.env import SimEnv
-        from ccoma.sim.maps import load_map
+        a = dict(locals())
+        self._configure(a)
+        self._make_sim(a)
+
+    def _configure(self, a: dict) -> None:
+        """SMAC's attributes and ccoma's option objects from the constructor's arguments ``a``."""
         from ccoma.sim.observe import ObsOptions
         from ccoma.sim.reward import RewardOptions
 
-        given = dict(difficulty=difficulty, game_version=game_version, replay_dir=replay_dir,
-                     replay_prefix=replay_prefix, window_size_x=window_size_x, window_size_y=window_size_y)
-        changed = [k for k, v in given.items() if v != GAME_ONLY[k]]
+        changed = [k for k, default in GAME_ONLY.items() if a[k] != default]
         if changed:
             _warn_once(changed, "have no effect here (the enemy is ccoma's built-in AI; see docs/smac.md)")
-        self.difficulty, self.game_version = difficulty, game_version
-        self.replay_dir, self.replay_prefix, self.window_size = replay_dir, replay_prefix, (window_size_x, window_size_y)
-        self.map_name = map_name
-        self._move_amount = move_amount
-        self._step_mul = 8 if step_mul is None else step_mul  # None: the map's default (8 on every SMAC map)
-        self.continuing_episode, self.debug = continuing_episode, debug
-        self.heuristic_ai, self.heuristic_rest = heuristic_ai, heuristic_rest
-        self._seed = random_seed() if seed is None else int(seed)
-        self.obs_options = ObsOptions(obs_all_health, obs_own_health, obs_last_action, obs_pathing_grid,
-                                      obs_terrain_height, obs_timestep_number, obs_instead_of_state,
-                                      state_last_action, state_timestep_number)
-        self.reward_options = RewardOptions(reward_sparse, reward_only_positive, reward_negative_scale, reward_defeat,
-                                            reward_scale)
-        cfg = dataclasses.replace(config or SimConfig(), step_mul=self._step_mul, move_amount=float(move_amount),
-                                  reward_death_value=float(reward_death_value), reward_win=float(reward_win),
-                                  reward_scale_rate=float(reward_scale_rate))
-        self._env = SimEnv(load_map(map_name), 1, source=source, config=cfg, device=device, seed=self._seed,
-                           env_seeds=torch.tensor([self._seed]), compile=compile, obs_options=self.obs_options,
-                           reward_options=self.reward_options)
-        env, L = self._env, self._env.layout
+        self.difficulty, self.game_version = a["difficulty"], a["game_version"]
+        self.replay_dir, self.replay_prefix = a["replay_dir"], a["replay_prefix"]
+        self.window_size = (a["window_size_x"], a["window_size_y"])
+        self.map_name, self._move_amount = a["map_name"], a["move_amount"]
+        self._step_mul = 8 if a["step_mul"] is None else a["step_mul"]  # None: the map's default (8 on every SMAC map)
+        if isinstance(self._step_mul, bool) or not isinstance(self._step_mul, int) or self._step_mul < 1:
+            raise ValueError(f"step_mul must be a positive integer (game loops per step), got {a['step_mul']!r}")
+        if not self._move_amount > 0:
+            raise ValueError(f"move_amount must be positive, got {self._move_amount!r}")
+        self.continuing_episode, self.debug = a["continuing_episode"], a["debug"]
+        self.heuristic_ai, self.heuristic_rest = a["heuristic_ai"], a["heuristic_rest"]
+        self._seed = random_seed() if a["seed"] is None else int(a["seed"])
+        self.obs_options = ObsOptions(**{f.name: bool(a[f.name]) for f in dataclasses.fields(ObsOptions)})
+        self.reward_options = RewardOptions(**{f.name: type(f.default)(a[f.name])
+                                               for f in dataclasses.fields(RewardOptions)})
+
+    def _make_sim(self, a: dict) -> None:
+        from ccoma.sim.engine import SimConfig
+        from ccoma.sim.env import SimEnv
+        from ccoma.sim.maps import load_map
+
+        cfg = dataclasses.replace(a["config"] or SimConfig(), step_mul=self._step_mul,
+                                  move_amount=float(self._move_amount),
+                                  reward_death_value=float(a["reward_death_value"]),
+                                  reward_win=float(a["reward_win"]), reward_scale_rate=float(a["reward_scale_rate"]))
+        self._env = env = SimEnv(load_map(self.map_name), 1, source=a["source"], config=cfg, device=a["device"],
+                                 seed=self._seed, env_seeds=torch.tensor([self._seed]), compile=a["compile"],
+                                 obs_options=self.obs_options, reward_options=self.reward_options)
+        L = env.layout
         self.n_agents, self.n_enemies = env.n_agents, env.n_enemies
         self.n_actions, self.episode_limit = env.n_actions, env.episode_limit
         self.n_actions_no_attack, self.n_actions_move = 6, 4
         self.shield_bits_ally, self.shield_bits_enemy = int(L.ally_shield), int(L.enemy_shield)
         self.unit_type_bits = L.n_types
-        smac = env.map.smac
-        self.map_type = smac.map_type if smac is not None else None
+        self.map_type = env.map.smac.map_type if env.map.smac is not None else None
         self._episode_count = self._episode_steps = self._total_steps = 0
         self.battles_won = self.battles_game = self.timeouts = self.force_restarts = 0
         self._done = True
