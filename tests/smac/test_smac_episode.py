@@ -67,6 +67,15 @@ def test_observation_options_fill_smacs_slots():
     assert np.array_equal(state, np.concatenate(obs))
 
 
+def test_pathing_and_height_around_an_agent_by_the_west_edge(far_map):
+    # SMAC's points: N, S, E, W at 2 x move_amount, then NE, SW, SE, NW at move_amount (and, for height, under)
+    env = StarCraft2Env(map_name=far_map, seed=0, obs_pathing_grid=True, obs_terrain_height=True)
+    obs, _ = env.reset()
+    assert env._env.battle.pos[0, 0, 0].item() < 4          # the west point (x - 4) lies outside the arena
+    assert obs[0][4:12].tolist() == [1, 1, 1, 0, 1, 1, 1, 1]
+    assert obs[0][12:21].tolist() == [0.5, 0.5, 0.5, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5]
+
+
 @pytest.mark.parametrize("step_mul,move_amount,dist", [(8, 2, 3.15 * 8 / 22.4), (16, 2, 2.0),
                                                        (16, 4, 3.15 * 16 / 22.4)])
 def test_step_mul_and_move_amount(far_map, step_mul, move_amount, dist):
