@@ -90,6 +90,20 @@ def bench_batched(map_name: str, compiled: bool, budget_s: float) -> dict:
             "timed_steps": steps, "warmup_s": warm_s}
 
 
+def table(rows: list[dict], map_name: str, load: float) -> str:
+    """The rows with their ratios to the batched simulator at B=1 (same mode) and to SMAX at B=1."""
+    batched = {r["mode"]: r["steps_per_s"] for r in rows if r["row"].startswith("batched")}
+    smax = next((r["steps_per_s"] for r in rows if r["row"].startswith("SMAX")), None)
+    lines = [f"{map_name}, one torch thread, load average before {load:.2f} (figures are ratios within this run)",
+             f"{'':28} {'mode':9} {'steps/s':>9} {'/ batched B=1':>14} {'/ SMAX B=1':>11} {'warm-up s':>10}"]
+    for r in rows:
+        to_batched = f"{r['steps_per_s'] / batched[r['mode']]:.2f}" if r["mode"] in batched else "-"
+        to_smax = f"{r['steps_per_s'] / smax:.2f}" if smax else "-"
+        lines.append(f"{r['row']:28} {r['mode']:9} {r['steps_per_s']:9,.0f} {to_batched:>14} {to_smax:>11} "
+                     f"{r['warmup_s']:10.1f}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--map", default="2s3z")
@@ -108,12 +122,7 @@ def main(argv=None) -> int:
         r = bench_smax(1, args.seconds, "step")
         rows.append({"row": "SMAX 2s3z, B=1", "mode": "jit step", "steps_per_s": r["steps_per_s"],
                      "timed_steps": r["timed_steps"], "warmup_s": r["compile_s"]})
-    batched = {r["mode"]: r["steps_per_s"] for r in rows if r["row"].startswith("batched")}
-    print(f"{args.map}, one torch thread, load average before {load[0]:.2f} (figures are ratios within this run)")
-    print(f"{'':28} {'mode':9} {'steps/s':>9} {'/ batched B=1':>14} {'warm-up s':>10}")
-    for r in rows:
-        ratio = r["steps_per_s"] / batched[r["mode"]] if r["mode"] in batched else float("nan")
-        print(f"{r['row']:28} {r['mode']:9} {r['steps_per_s']:9,.0f} {ratio:14.2f} {r['warmup_s']:10.1f}")
+    print(table(rows, args.map, load[0]))
     if why is not None:
         print(f"SMAX skipped: {why}")
     if args.out:
