@@ -140,3 +140,22 @@ def test_smac_readme_random_agents_run_unchanged(map_name):
     env.close()
     assert len(obs) == n_agents and state.shape == (env_info["state_shape"],) and n_actions == env.n_actions
     assert episode_reward >= 0 and env.get_stats()["battles_game"] == 1
+
+
+@pytest.mark.parametrize("instead", [False, True])
+def test_state_dict_visibility_and_unit_types(instead):
+    env = StarCraft2Env(map_name="2s3z", seed=0, obs_instead_of_state=instead, state_timestep_number=True)
+    env.reset()
+    env.step([1] * 5)
+    d = env.get_state_dict()
+    assert d["allies"].shape == (5, 7) and d["enemies"].shape == (5, 6) and d["last_action"].shape == (5, 11)
+    assert d["last_action"].argmax(1).tolist() == [1] * 5 and d["timestep"] == pytest.approx(1 / 120)
+    assert env.ally_state_attr_names == ["health", "energy/cooldown", "rel_x", "rel_y", "shield", "type_0", "type_1"]
+    if not instead:
+        assert np.array_equal(np.concatenate([d["allies"].ravel(), d["enemies"].ravel(), d["last_action"].ravel(),
+                                              [d["timestep"]]]).astype(np.float32), env.get_state())
+    vis = env.get_visibility_matrix()
+    assert vis.shape == (5, 10) and vis[:, :5].all() == False  # noqa: E712 (the diagonal is never set)
+    seen = np.stack(env.get_obs())[:, 4:44].reshape(5, 5, 8)[..., 1] > 0  # the enemy blocks' distance feature
+    assert vis[0, 1] and np.array_equal(vis[:, 5:], seen)
+    assert env.get_unit_types() == ["stalker"] * 2 + ["zealot"] * 3 + ["stalker"] * 2 + ["zealot"] * 3

@@ -251,6 +251,59 @@ class StarCraft2Env(MultiAgentEnv):
     def get_obs_own_feats_size(self):
         return self._env.layout.own_feats
 
+    @property
+    def ally_state_attr_names(self) -> list[str]:
+        bits = [f"type_{i}" for i in range(self.unit_type_bits)]
+        return ["health", "energy/cooldown", "rel_x", "rel_y"] + ["shield"] * self.shield_bits_ally + bits
+
+    @property
+    def enemy_state_attr_names(self) -> list[str]:
+        bits = [f"type_{i}" for i in range(self.unit_type_bits)]
+        return ["health", "rel_x", "rel_y"] + ["shield"] * self.shield_bits_enemy + bits
+
+    def get_ally_num_attributes(self):
+        return len(self.ally_state_attr_names)
+
+    def get_enemy_num_attributes(self):
+        return len(self.enemy_state_attr_names)
+
+    def get_state_dict(self):
+        """The state's parts: allies [N, F], enemies [E, F], last_action [N, A], timestep (per the options)."""
+        N, E, A = self.n_agents, self.n_enemies, self.n_actions
+        fa, fe = self.get_ally_num_attributes(), self.get_enemy_num_attributes()
+        s = self._plain_state() if self.obs_options.obs_instead_of_state else self._np("state")
+        out = {"allies": s[:N * fa].reshape(N, fa).copy(), "enemies": s[N * fa:N * fa + E * fe].reshape(E, fe).copy()}
+        at = N * fa + E * fe
+        if self.obs_options.state_last_action:
+            out["last_action"] = s[at:at + N * A].reshape(N, A).copy()
+            at += N * A
+        if self.obs_options.state_timestep_number:
+            out["timestep"] = float(s[at])
+        return out
+
+    def _plain_state(self) -> np.ndarray:
+        """The unit-feature state even when ``obs_instead_of_state`` replaces it (SMAC's state dict)."""
+        from ccoma.sim.observe import Observer
+
+        env = self._env
+        layout = dataclasses.replace(env.layout, opts=dataclasses.replace(self.obs_options, obs_instead_of_state=False))
+        observer = Observer(layout, env.arena, env.cfg.sight_range, env.cfg.shoot_range, env.device,
+                            env.cfg.move_amount, env.episode_limit)
+        return _host(observer.state(env.battle, env.last_actions)[0])
+
+    def get_visibility_matrix(self):
+        """[N, N + E] bool: which units each living agent sees (alive, centre distance < sight 9)."""
+        b, N = self._env.battle, self.n_agents
+        pos, alive = _host(b.pos[0]), _host(b.alive[0])
+        d = np.linalg.norm(pos[None, :, :] - pos[:N, None, :], axis=-1)
+        vis = alive[:N, None] & alive[None, :] & (d < self._env.cfg.sight_range)
+        vis[np.arange(N), np.arange(N)] = False
+        return vis
+
+    def get_unit_types(self):
+        """The units' type names, agents then enemies (SMAC returns the game's type ids)."""
+        return [self._env.unit_types[t] for t in self._env.battle.types[0].tolist()]
+
     def get_stats(self):
         """SMAC's counts: every ended episode is a game; timeouts are its draws."""
         return {"battles_won": self.battles_won, "battles_game": self.battles_game, "battles_draw": self.timeouts,
