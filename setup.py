@@ -30,7 +30,8 @@ setup(
         "numpy>=1.26,<3",
     ],
     extras_require={
-        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3"],
+        # pettingzoo/gymnasium: tests/smac run PettingZoo's own parallel_api_test on ccoma.pettingzoo
+        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3", "pettingzoo>=1.24,<2", "gymnasium>=1.0,<2"],
         "ray": ["ray==2.60.0"],
         "bench": ["jaxmarl==0.2.0"],
         "sc2": ["pysc2-evolved==1.1.1"],

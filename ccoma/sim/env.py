@@ -1,8 +1,9 @@
-"""The batched simulator environment (:class:`SimEnv`) and SMAC's single-environment view.
+"""The batched simulator environment (:class:`SimEnv`).
 
 ``SimEnv`` implements :class:`ccoma.envs.base.BatchedEnv`: B battles stepped at once as tensors,
 finished ones reset automatically with a new episode spec from its :class:`EpisodeSource` (a
-static map by default, the scenario scheduler in the continual harness).
+static map by default, the scenario scheduler in the continual harness). SMAC's single-environment
+view over it is :class:`ccoma.smac.env.StarCraft2Env`.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from ccoma.errors import ConfigError
 from ccoma.sim import rng
 from ccoma.sim.engine import SimConfig, Battle, agent_orders, formation, reset_envs, tick
 from ccoma.sim.maps import MapSpec, load_map
-from ccoma.sim.observe import Layout, Observer
+from ccoma.sim.observe import Layout, ObsOptions, Observer
 from ccoma.sim.opponents import make_opponent
-from ccoma.sim.units import COL, UnitTable
+from ccoma.sim.reward import RewardOptions, smac_reward
+from ccoma.sim.units import COL, UnitTable, load_units
 
 
 class MapSource:
@@ -83,12 +85,15 @@ class SimEnv:
 
     def __init__(self, map_spec: MapSpec, n_envs: int, source: EpisodeSource | None = None,
                  config: SimConfig | None = None, device: str | torch.device = "cpu", seed: int = 0,
-                 env_seeds: torch.Tensor | None = None, compile: bool = False):
+                 env_seeds: torch.Tensor | None = None, compile: bool = False,
+                 obs_options: ObsOptions | None = None, reward_options: RewardOptions | None = None):
         """``compile=True`` runs the step through ``torch.compile`` (C++/Triton kernels): about 10x
-        faster at small B, at the price of ~20 s compilation per batch size. Off by default."""
+        faster at small B, at the price of ~20 s compilation per batch size. Off by default.
+        ``obs_options``/``reward_options`` are SMAC's observation and reward options (SMAC's defaults)."""
         if n_envs < 1:
             raise ConfigError("sim", f"n_envs must be at least 1, got {n_envs}")
         self.map, self.cfg = map_spec, config or SimConfig()
+        self.obs_options, self.reward_options = obs_options or ObsOptions(), reward_options or RewardOptions()
         self.device = torch.device(device)
         self.n_envs = n_envs
         self.episode_limit = map_spec.episode_limit
@@ -131,19 +136,33 @@ class SimEnv:
         return cls(load_map(name), n_envs, **kwargs)
 
     # ----------------------------------------------------------------------------------- setup
+    def _layout(self, source: EpisodeSource) -> Layout:
+        """SMAC's per-side layout for a map's own episodes when it has a ``smac:`` block, else ccoma's."""
+        smac, opts = self.map.smac, self.obs_options
+        if smac is None or not (isinstance(source, MapSource) and source.spec == self.map):
+            table = UnitTable(source.unit_types)
+            n_types = len(source.unit_types) if len(source.unit_types) > 1 else 0
+            shields = table.has_shields(source.unit_types)
+            return Layout(source.n_agents, source.n_enemies, n_types, shields, shields, opts=opts)
+        units = load_units()
+        protoss = [any(units[n].race == "protoss" for n in team) for team in (self.map.agents, self.map.enemies)]
+        order = [tuple(names.index(v) if v in names else -1 for v in source.unit_types)
+                 for names in (smac.agent_types, smac.enemy_types)]
+        return Layout(source.n_agents, source.n_enemies, smac.unit_type_bits, protoss[0], protoss[1],
+                      order[0] if smac.unit_type_bits else (), order[1] if smac.unit_type_bits else (), opts)
+
     def set_source(self, source: EpisodeSource) -> None:
         """Use ``source`` for every episode from now on (observation sizes must not change)."""
         table = UnitTable(source.unit_types)
-        n_types = len(source.unit_types) if len(source.unit_types) > 1 else 0
-        shields = table.has_shields(source.unit_types)
-        layout = Layout(source.n_agents, source.n_enemies, n_types, shields, shields)
+        layout = self._layout(source)
         if getattr(self, "layout", None) is not None and layout != self.layout:
             raise ConfigError("sim", f"episode source changes the observation layout ({self.layout} -> {layout})")
         self.source, self.layout, self.unit_types = source, layout, tuple(source.unit_types)
         self.stats_table = table.stats(self.device)
         self.n_agents, self.n_enemies, self.n_actions = layout.n_agents, layout.n_enemies, layout.n_actions
         self.obs_dim, self.state_dim = layout.obs_dim, layout.state_dim
-        self.observer = Observer(layout, self.arena, self.cfg.sight_range, self.cfg.shoot_range, self.device)
+        self.observer = Observer(layout, self.arena, self.cfg.sight_range, self.cfg.shoot_range, self.device,
+                                 self.cfg.move_amount, self.episode_limit)
         self.battle = None
 
     def _build(self) -> None:
@@ -185,14 +204,15 @@ class SimEnv:
         enemy_total = (stats[..., COL["hp"]] + stats[..., COL["shield"]]).sum(-1)
         cfg = self.cfg
         max_reward = self.n_enemies * cfg.reward_death_value + cfg.reward_win + enemy_total
-        self.max_reward[idx] = max_reward / cfg.reward_scale_rate
+        scale = cfg.reward_scale_rate if self.reward_options.reward_scale else max_reward  # unscaled: divide by 1
+        self.max_reward[idx] = max_reward / scale
         self.phase[idx] = spec.phase.to(dev)
         self.unseen[idx] = spec.unseen.to(dev)
 
     def _observe_all(self) -> None:
         self._avail = self.observer.avail(self.battle)
-        self._obs = self.observer.obs(self.battle, self._avail)
-        self._state = self.observer.state(self.battle, self.last_actions)
+        self._obs = self.observer.obs(self.battle, self._avail, last_actions=self.last_actions)
+        self._state = self.observer.state(self.battle, self.last_actions, obs=self._obs)
 
     # ------------------------------------------------------------------------------------ step
     def step(self, actions: torch.Tensor, auto_reset: bool = True) -> StepOut:
@@ -210,7 +230,8 @@ class SimEnv:
             idx = done.nonzero().squeeze(1)
             self._reset_idx(idx)
             avail = self.observer.avail(b, idx)
-            obs, state = self.observer.obs(b, avail, idx), self.observer.state(b, self.last_actions[idx], idx)
+            obs = self.observer.obs(b, avail, idx, last_actions=self.last_actions[idx])
+            state = self.observer.state(b, self.last_actions[idx], idx, obs=obs)
             self._avail, self._obs, self._state = self._avail.clone(), self._obs.clone(), self._state.clone()
             self._avail[idx], self._obs[idx], self._state[idx] = avail, obs, state
         return out
@@ -220,23 +241,22 @@ class SimEnv:
         b, cfg, N = self.battle, self.cfg, self.n_agents
         agent_orders(b, actions, cfg.move_amount)
         self.opponent.act(b)
-        prev_health = (b.hp + b.shield)[:, N:]
-        prev_alive = b.alive[:, N:]
+        prev_health, prev_alive = b.hp + b.shield, b.alive
         loops = cfg.step_mul / cfg.substeps
         for sub in range(cfg.substeps):
             tick(b, cfg, loops, self.arena, sub)
         b.t += 1
         self.last_actions = actions.clone()
 
-        # SMAC reward (reward_only_positive): damage dealt to enemy health + shield, plus kills, plus win
-        health = (b.hp + b.shield)[:, N:]
-        delta = ((prev_health - health) * prev_alive).sum(-1)
-        kills = (prev_alive & ~b.alive[:, N:]).sum(-1)
         n_ally, n_enemy = b.alive[:, :N].sum(-1), b.alive[:, N:].sum(-1)
         won = (n_ally > 0) & (n_enemy == 0)
         terminated = (n_ally == 0) | (n_enemy == 0)
         truncated = ~terminated & (b.t >= self.episode_limit)
-        raw = (delta + cfg.reward_death_value * kills).abs() + cfg.reward_win * won
+        # SMAC's reward (ccoma.sim.reward) per the reward options; a loss is an end that is neither a win
+        # nor a draw (both sides dead), SMAC's game end code -1
+        lost = terminated & ~won & ~((n_ally == 0) & (n_enemy == 0))
+        raw = smac_reward(self.reward_options, cfg.reward_death_value, cfg.reward_win, N, prev_health,
+                          b.hp + b.shield, prev_alive, b.alive, won, lost)
         reward = raw / self.max_reward
         self.ep_return += reward
         done = terminated | truncated
@@ -263,104 +283,3 @@ class SimEnv:
         return {"state_shape": self.state_dim, "obs_shape": self.obs_dim, "n_actions": self.n_actions,
                 "n_agents": self.n_agents, "n_enemies": self.n_enemies, "episode_limit": self.episode_limit,
                 "unit_types": list(self.unit_types), "map_name": self.map.name}
-
-
-class StarCraft2Env:
-    """SMAC's ``StarCraft2Env`` interface over one simulated battle, with SMAC's method names.
-
-    Code written for SMAC runs unchanged apart from the import
-    (``from ccoma.smac.env import StarCraft2Env``). Lists and numpy arrays come back as in SMAC;
-    a finished episode stays finished until :meth:`reset`. Unavailable actions raise, as SMAC's
-    assertion does.
-    """
-
-    def __init__(self, map_name: str = "2s3z", seed: int | None = None, source: EpisodeSource | None = None,
-                 config: SimConfig | None = None, device: str = "cpu", **_ignored):
-        self.map_name = map_name
-        self._seed = 0 if seed is None else int(seed)
-        self._env = SimEnv(load_map(map_name), 1, source=source, config=config, device=device, seed=self._seed,
-                           env_seeds=torch.tensor([self._seed]))
-        self.n_agents, self.n_enemies = self._env.n_agents, self._env.n_enemies
-        self.n_actions, self.episode_limit = self._env.n_actions, self._env.episode_limit
-        self._episode_steps = 0
-        self._done = True
-        self._stats = {"battles_won": 0, "battles_game": 0, "battles_draw": 0, "timeouts": 0, "restarts": 0}
-
-    def reset(self):
-        """Start an episode; returns ``(obs list, state)`` as SMAC does."""
-        if self._env.battle is None or not self._done:
-            self._env.reset()
-        self._obs, self._state, self._avail = self._env.get_obs()[0], self._env.get_state()[0], \
-            self._env.get_avail_actions()[0]
-        self._episode_steps, self._done = 0, False
-        return self.get_obs(), self.get_state()
-
-    def step(self, actions):
-        """Apply one action per agent; returns ``(reward, terminated, info)`` as SMAC does."""
-        import numpy as np
-
-        if self._done:
-            raise RuntimeError("step() called on a finished episode: call reset() first")
-        acts = torch.as_tensor(np.asarray(actions, dtype=np.int64)).reshape(1, self.n_agents)
-        for i, a in enumerate(acts[0].tolist()):
-            if not (0 <= a < self.n_actions) or not bool(self._avail[i, a]):
-                raise AssertionError(f"Agent {i} cannot perform action {a}")
-        out = self._env.step(acts)
-        self._obs, self._state, self._avail = out.obs[0], out.state[0], out.avail[0]
-        self._episode_steps += 1
-        info = {"battle_won": bool(out.won[0])}
-        terminated = bool(out.terminated[0] or out.truncated[0])
-        if terminated:
-            self._done = True
-            self._stats["battles_game"] += 1
-            self._stats["battles_won"] += int(out.won[0])
-            if bool(out.truncated[0]):
-                info["episode_limit"] = True
-                self._stats["timeouts"] += 1
-            elif not bool(out.won[0]) and not bool(self._env.battle.alive[0].any()):
-                self._stats["battles_draw"] += 1
-        return float(out.reward[0]), terminated, info
-
-    def get_obs(self):
-        return [self.get_obs_agent(i) for i in range(self.n_agents)]
-
-    def get_obs_agent(self, agent_id: int):
-        return self._obs[agent_id].cpu().numpy()
-
-    def get_obs_size(self) -> int:
-        return self._env.obs_dim
-
-    def get_state(self):
-        return self._state.cpu().numpy()
-
-    def get_state_size(self) -> int:
-        return self._env.state_dim
-
-    def get_avail_actions(self):
-        return [self.get_avail_agent_actions(i) for i in range(self.n_agents)]
-
-    def get_avail_agent_actions(self, agent_id: int):
-        return [int(x) for x in self._avail[agent_id].tolist()]
-
-    def get_total_actions(self) -> int:
-        return self.n_actions
-
-    def get_env_info(self) -> dict:
-        return {"state_shape": self.get_state_size(), "obs_shape": self.get_obs_size(),
-                "n_actions": self.n_actions, "n_agents": self.n_agents, "episode_limit": self.episode_limit}
-
-    def get_stats(self) -> dict:
-        g = max(self._stats["battles_game"], 1)
-        return dict(self._stats, win_rate=self._stats["battles_won"] / g)
-
-    def seed(self) -> int:
-        return self._seed
-
-    def render(self, mode: str = "human"):
-        return None
-
-    def save_replay(self) -> None:
-        """No replays without the StarCraft II game; see ``ccoma render`` for pictures."""
-
-    def close(self) -> None:
-        """Nothing to release: the simulator holds no game process."""

@@ -3,6 +3,17 @@
 A spawn site is a centre point and a spread: units of a team spawned there are placed in a small
 formation around the centre (see :func:`ccoma.sim.engine.formation`). For the StarCraft II backend
 a map may also name the ``.SC2Map`` to load.
+
+A SMAC map carries SMAC's own facts about it in an optional ``smac:`` block (SMAC's
+``map_param_registry`` entry and the unit-type order of ``get_unit_type_id``)::
+
+    smac:
+      map_type: stalkers_and_zealots   # SMAC's map_type
+      unit_type_bits: 2                # SMAC's unit_type_bits
+      agent_types: [stalker, zealot]   # the agents' unit-type bit order
+      enemy_types: [zealot, stalker]   # the enemies' unit-type bit order
+
+With it, a map's static episodes get SMAC's per-side layout (see ``ccoma.sim.observe``).
 """
 from __future__ import annotations
 
@@ -36,6 +47,7 @@ class MapSpec:
     agent_site: str
     enemy_site: str
     sc2_map: str | None = None
+    smac: "SmacSpec | None" = None
 
     def site(self, name: str, where: str | None = None) -> SpawnSite:
         if name not in self.sites:
@@ -44,7 +56,21 @@ class MapSpec:
         return self.sites[name]
 
 
-_KEYS = {"name", "size", "episode_limit", "spawn_sites", "agents", "enemies", "sc2_map", "description"}
+@dataclasses.dataclass(frozen=True)
+class SmacSpec:
+    """SMAC's facts about a map: its map_type and the per-side unit-type bit order."""
+
+    map_type: str
+    unit_type_bits: int
+    agent_types: tuple[str, ...]
+    enemy_types: tuple[str, ...]
+
+
+# SMAC's map types (map_param_registry); get_unit_type_id orders bits per map type.
+SMAC_MAP_TYPES = ("marines", "stalkers_and_zealots", "colossi_stalkers_zealots", "MMM", "zealots", "hydralisks",
+                  "stalkers", "colossus", "bane")
+_KEYS = {"name", "size", "episode_limit", "spawn_sites", "agents", "enemies", "sc2_map", "description", "smac"}
+_SMAC_KEYS = {"map_type", "unit_type_bits", "agent_types", "enemy_types"}
 
 
 def _number(value, where, field, positive=True):
@@ -70,6 +96,38 @@ def _team(raw, where, field, units, sites):
     if raw["spawn"] not in sites:
         raise ConfigError(where, f"field '{field}.spawn': unknown spawn site '{raw['spawn']}'")
     return tuple(names), raw["spawn"]
+
+
+def _smac_block(raw, where: str, agents: tuple[str, ...], enemies: tuple[str, ...]) -> SmacSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "field 'smac' should be a mapping with map_type, unit_type_bits, agent_types, "
+                                 "enemy_types")
+    extra = sorted(set(raw) - _SMAC_KEYS)
+    if extra:
+        raise ConfigError(where, f"field 'smac': unknown key '{extra[0]}' (known: {', '.join(sorted(_SMAC_KEYS))})")
+    for key in ("map_type", "unit_type_bits"):
+        if key not in raw:
+            raise ConfigError(where, f"missing field 'smac.{key}'")
+    if raw["map_type"] not in SMAC_MAP_TYPES:
+        raise ConfigError(where, f"field 'smac.map_type': unknown SMAC map type {raw['map_type']!r} "
+                                 f"(known: {', '.join(SMAC_MAP_TYPES)})")
+    bits = raw["unit_type_bits"]
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 0:
+        raise ConfigError(where, f"field 'smac.unit_type_bits' must be a non-negative integer, got {bits!r}")
+    orders = {}
+    for key, team in (("agent_types", agents), ("enemy_types", enemies)):
+        names = raw.get(key, sorted(set(team)) if bits == 0 else None)
+        if names is None:
+            raise ConfigError(where, f"missing field 'smac.{key}' (required when unit_type_bits > 0)")
+        if not isinstance(names, list) or len(set(names)) != len(names):
+            raise ConfigError(where, f"field 'smac.{key}' should be a list of distinct unit names")
+        missing = sorted(set(team) - set(names))
+        if missing:
+            raise ConfigError(where, f"field 'smac.{key}' does not list unit '{missing[0]}' of its team")
+        if bits and len(names) != bits:
+            raise ConfigError(where, f"field 'smac.{key}' lists {len(names)} types but unit_type_bits is {bits}")
+        orders[key] = tuple(str(n) for n in names)
+    return SmacSpec(map_type=raw["map_type"], unit_type_bits=bits, **orders)
 
 
 def parse_map(raw, where: str) -> MapSpec:
@@ -112,9 +170,10 @@ def parse_map(raw, where: str) -> MapSpec:
     units = load_units()
     agents, agent_site = _team(raw["agents"], where, "agents", units, sites)
     enemies, enemy_site = _team(raw["enemies"], where, "enemies", units, sites)
+    smac = _smac_block(raw["smac"], where, agents, enemies) if "smac" in raw else None
     return MapSpec(name=str(raw["name"]), path=where, size=(w, h), episode_limit=limit, sites=sites,
                    agents=agents, enemies=enemies, agent_site=agent_site, enemy_site=enemy_site,
-                   sc2_map=raw.get("sc2_map"))
+                   sc2_map=raw.get("sc2_map"), smac=smac)
 
 
 def map_path(name_or_path: str | Path) -> Path:

@@ -1,1 +1,1 @@
-"""A stand-in for SMAC's package layout: ``from ccoma.smac.env import StarCraft2Env``."""
+"""SMAC's package layout on ccoma's simulator: ``from ccoma.smac.env import MultiAgentEnv, StarCraft2Env``."""
