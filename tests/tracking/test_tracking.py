@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ccoma import tracking_schema as schema
+from ccoma.tracking import schema
 from ccoma.errors import CcomaError
 from ccoma.tracking import Tracker, load_frame, model_name
 

@@ -52,9 +52,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
-from ccoma import tracking_schema as schema
+from ccoma.tracking import schema
 from ccoma.errors import CcomaError
-from ccoma.tracking_schema import (CHAMPION, STATUSES, chunks, experiment_name, flatten_params,  # noqa: F401
+from ccoma.tracking.schema import (CHAMPION, STATUSES, chunks, experiment_name, flatten_params,  # noqa: F401
                                    model_name, probe, resolve_uri)
 
 _MLFLOW_STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
@@ -455,12 +455,12 @@ class Tracker:
 
     @_guarded
     def load_runs(self, scenarios: str | Iterable[str], parent: str = "latest"):
-        """One row per run (parents and children), columns ``tracking_schema.RUN_COLUMNS``."""
+        """One row per run (parents and children), columns ``schema.RUN_COLUMNS``."""
         return schema.frame(self._collect(scenarios, parent), schema.RUN_COLUMNS)
 
     @_guarded
     def load_frame(self, scenarios: str | Iterable[str], parent: str = "latest"):
-        """Tidy metrics: one row per logged point, columns ``tracking_schema.FRAME_COLUMNS``
+        """Tidy metrics: one row per logged point, columns ``schema.FRAME_COLUMNS``
         (scenario, method, algo, seed, mode, namespace, phase, metric, step, value, key, status,
         run_id, parent_run_id). ``parent``: "latest" evaluate per scenario, "all", or a run id."""
         runs = self._collect(scenarios, parent)
