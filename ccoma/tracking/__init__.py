@@ -1,7 +1,9 @@
 """Tracking: the only package of ccoma that imports mlflow.
 
     schema.py    mlflow-free: store URIs, experiment/model names, flattened params, metric keys, tidy frames
-    store.py     the run store (:class:`Tracker`, :class:`Run`), the model registry, the read-back for reports
+    store.py     the run store: :class:`Tracker` (one store: experiments, runs, artifacts), :class:`Run`
+    registry.py  the model registry (``tracker.registry``): pyfunc policies, versions, the champion
+    readback.py  runs and metrics read back as frames for reports (``tracker.reader``)
 
 The public names are re-exported here and resolved lazily, so that ``ccoma.tracking.schema`` (and
 ``ccoma --help``) stay free of the MLflow import.
@@ -11,8 +13,9 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Tracker": "store", "Run": "store", "PolicyModel": "store",
-    "load_frame": "store", "load_runs": "store", "list_models": "store", "promote": "store",
+    "Tracker": "store", "Run": "store",
+    "ModelRegistry": "registry", "PolicyModel": "registry", "list_models": "registry", "promote": "registry",
+    "RunReader": "readback", "load_frame": "readback", "load_runs": "readback",
     "CHAMPION": "schema", "STATUSES": "schema", "FRAME_COLUMNS": "schema", "RUN_COLUMNS": "schema",
     "experiment_name": "schema", "model_name": "schema", "resolve_uri": "schema", "probe": "schema",
     "flatten_params": "schema", "parse_key": "schema",
