@@ -127,8 +127,8 @@ def load(scenarios: Iterable[str], tracking_uri: str | None = None, tracker=None
 
         tracker = Tracker(tracking_uri)
     scenarios = list(scenarios)
-    experiments = tracker.experiments(scenarios)
-    return split_scenarios(tracker.load_frame(scenarios), tracker.load_runs(scenarios), experiments)
+    experiments = tracker.reader.experiments(scenarios)
+    return split_scenarios(tracker.reader.load_frame(scenarios), tracker.reader.load_runs(scenarios), experiments)
 
 
 def curves(metrics: pd.DataFrame, key: str, points: int = 200) -> pd.DataFrame:

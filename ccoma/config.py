@@ -90,24 +90,6 @@ def build(cls: type, data: Mapping[str, Any] | None, where: str, prefix: str = "
         raise ConfigError(where, str(exc)) from None
 
 
-def replace(obj: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` that ignores ``None`` values (handy for CLI overrides)."""
-    return dataclasses.replace(obj, **{k: v for k, v in changes.items() if v is not None})
-
-
-def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dataclasses/mappings into ``{"a.b.c": value}`` (for MLflow params)."""
-    out: dict[str, Any] = {}
-    items = dataclasses.asdict(obj).items() if dataclasses.is_dataclass(obj) else dict(obj).items()
-    for key, value in items:
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def describe(cls: type) -> list[tuple[str, str, Any]]:
     """(name, doc, default) for each field: used by docs and ``--help`` texts."""
     rows = []

@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 
 from ccoma import SIM_NAME, SIM_VERSION
-from ccoma.config import flatten
 from ccoma.errors import CcomaError
 from ccoma.run_config import RunConfig, jobs
+from ccoma.tracking.schema import flatten_params
 
 BACKEND = f"{SIM_NAME} {SIM_VERSION}"
 
@@ -83,7 +83,7 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     if resume:
         _check_checkpoints(job_specs(cfg, run_key, {}))
     tracker = Tracker(cfg.tracking_uri or None)  # probes a server first: unreachable = one clear line
-    params = flatten(cfg)
+    params = flatten_params(cfg)
     params.update({"protocol.unseen_from": _unseen(scenario, cfg), "budget.train_steps": cfg.budget.train_steps,
                    "budget.deploy_steps": cfg.budget.deploy_steps, "backend": BACKEND})
     parent = tracker.evaluate_run(cfg.scenario, run_key, backend=BACKEND, budget=cfg.budget_name, params=params,
@@ -175,7 +175,7 @@ def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen"
     executors.check("local")
     tracker = Tracker(cfg.tracking_uri or None)
     run_key = f"{kind}-{config_hash(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    params = flatten(cfg)
+    params = flatten_params(cfg)
     parent = tracker.evaluate_run(cfg.scenario, run_key, backend=BACKEND, budget=cfg.budget_name, params=params,
                                   tags={"ccoma.kind": kind, "ccoma.init_from": init_from or "-"})
     spec = job_specs(dataclasses.replace(cfg, methods=(_method(algo, mode),), seeds=(seed,)), run_key, params)[0]

@@ -12,7 +12,7 @@ hidden [B, N, H]) -> (outputs [B, N, A], hidden)`` with inputs built exactly as 
 COMA's outputs are policy logits, the Q-methods' outputs are Q-values: in both cases the greedy action
 is the argmax over available actions, so one server fits every method.
 
-:func:`ccoma.tracking.Tracker.register_model` wraps a policy directory in an ``mlflow.pyfunc`` model.
+:meth:`ccoma.tracking.registry.ModelRegistry.register` wraps a policy directory in an ``mlflow.pyfunc`` model.
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def check_store(uri, methods, scenario="shifting_spawn"):
             evals = [s for s, _ in series(frame, m, "eval/new_sites/win_rate", seed)]
             assert evals[0] == 0 and evals[-1] == 3000
     tracker = Tracker(uri)
-    runs = tracker.load_runs(scenario)
+    runs = tracker.reader.load_runs(scenario)
     assert set(runs.status) == {"finished"}
     runs = runs[runs.kind == "method"]
     parent_id = runs.parent_run_id.iloc[0]
@@ -56,7 +56,7 @@ def check_store(uri, methods, scenario="shifting_spawn"):
     child = runs[runs.method == methods[0]].run_id.iloc[0]
     params = tracker.client.get_run(child).data.params
     assert params["method"] == methods[0] and params["budget.n_envs"] == "8"
-    models = {r["name"]: r for r in tracker.list_models(scenario) if "champion" in r["aliases"]}
+    models = {r["name"]: r for r in tracker.registry.list_models(scenario) if "champion" in r["aliases"]}
     assert set(models) == {f"ccoma-{scenario}-{m}" for m in methods}
     return frame
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ccoma import tracking_schema as schema
+from ccoma.tracking import schema
 from ccoma.errors import CcomaError
 from ccoma.tracking import Tracker, load_frame, model_name
 
@@ -119,7 +119,7 @@ def test_runs_params_metrics_artifacts(store, tmp_path):
     assert set(win.method) == {"c-coma"} and set(win.status) == {"finished"} and set(win["mode"]) == {"continual"}
     cl = frame[frame.namespace == "cl"].iloc[0]
     assert (cl.phase, cl.metric, cl.step) == ("seen", "forgetting", 400)
-    runs = tracker.load_runs(scenario)
+    runs = tracker.reader.load_runs(scenario)
     assert runs[runs.kind == "method"].unseen_from.tolist() == [200]
 
 
@@ -155,6 +155,10 @@ def test_resume_finds_runs_and_last_steps(store):
     assert other.run_id != child.run_id and not other.resumed
     new_parent = again.evaluate_run(scenario, "k2", backend="ccoma-sim 1.0", budget="smoke")
     assert new_parent.run_id != parent.run_id
+    opened = again.open_run(child.run_id)  # by id, as it is: a job reopening its parent does this
+    assert (opened.run_id, opened.tags["ccoma.method"], opened.last_steps["train/win_rate"]) == \
+        (child.run_id, "c-coma", 600)
+    assert opened.resumed and again.client.get_run(child.run_id).info.status == "RUNNING"
 
 
 # ---- model registry --------------------------------------------------------------------------
@@ -188,13 +192,13 @@ def test_registry_champion_and_pyfunc_predict(store, tmp_path):
         run = tracker.method_run(parent, method="c-coma", algo="coma", mode="continual", seed=seed)
         run_ids.append(run.run_id)
         nets[seed], path = _policy(tmp_path, seed)
-        assert tracker.register_model(run, scenario=scenario, method="c-coma", policy_dir=path,
-                                      deploy_win_rate=rate, seed=seed) == seed + 1
+        assert tracker.registry.register(run, scenario=scenario, method="c-coma", policy_dir=path,
+                                         deploy_win_rate=rate, seed=seed) == seed + 1
     name = model_name(scenario, "c-coma")
     # the logged models live in the scenario's experiment, next to their runs
     logged = tracker.client.search_logged_models([parent.experiment_id])
     assert sorted(m.source_run_id for m in logged) == sorted(run_ids)
-    rows = tracker.list_models(scenario)
+    rows = tracker.registry.list_models(scenario)
     assert [(r["version"], r["aliases"]) for r in rows] == [(1, []), (2, ["champion"]), (3, [])]
 
     gen = torch.Generator().manual_seed(0)
@@ -210,10 +214,10 @@ def test_registry_champion_and_pyfunc_predict(store, tmp_path):
     np.testing.assert_array_equal(model.predict(frame_in), actions)
     assert model.predict({"obs": np.zeros((2, 4, 3, 6), np.float32)}).shape == (2, 4, 3)
 
-    tracker.promote(name, 1)
-    assert [r["aliases"] for r in tracker.list_models(scenario)] == [["champion"], [], []]
+    tracker.registry.promote(name, 1)
+    assert [r["aliases"] for r in tracker.registry.list_models(scenario)] == [["champion"], [], []]
     with pytest.raises(CcomaError, match="no version 9"):
-        tracker.promote(name, 9)
+        tracker.registry.promote(name, 9)
 
 
 def test_models_cli(store, tmp_path):
@@ -222,7 +226,7 @@ def test_models_cli(store, tmp_path):
     tracker, scenario = store
     parent, run = _open(tracker, scenario)
     _, path = _policy(tmp_path, 0)
-    tracker.register_model(run, scenario=scenario, method="c-coma", policy_dir=path, deploy_win_rate=0.42)
+    tracker.registry.register(run, scenario=scenario, method="c-coma", policy_dir=path, deploy_win_rate=0.42)
     runner = CliRunner()
     out = runner.invoke(cli, ["models", "list", "--scenario", scenario, "--tracking-uri", tracker.uri])
     assert out.exit_code == 0 and "0.420" in out.output and "champion" in out.output

@@ -1,4 +1,7 @@
-"""MLflow façade: the only module of ccoma that imports mlflow.
+"""The run store: experiments, runs, params, metrics and artifacts of one MLflow store.
+
+The model registry is :mod:`ccoma.tracking.registry` (``tracker.registry``), the read-back for reports
+:mod:`ccoma.tracking.readback` (``tracker.reader``); only this package imports mlflow.
 
 Store. ``Tracker(tracking_uri=None)``: ``tracking_uri`` argument, else ``$MLFLOW_TRACKING_URI``, else
 ``sqlite:///<cwd>/mlflow.db`` with artifacts under ``<db dir>/mlruns``. An ``http(s)://`` server is
@@ -30,32 +33,27 @@ Metric schema (every point has an explicit step):
 A step is one agent-decision step of all environments counted per environment (env steps summed over
 parallel envs, pymarl's ``t_env``). Artifacts go under ``config/``, ``scenario/``, ``checkpoints/``,
 ``figures/``, ``report/``, ``renders/``. Deployed models are registered as ``ccoma-<scenario>-<method>``
-(pyfunc, see :class:`PolicyModel`); the best version by deployment win rate holds alias ``champion``.
+(pyfunc, see :class:`ccoma.tracking.registry.PolicyModel`); the best version by deployment win rate holds alias ``champion``.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import logging
 import os
-import sys
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import mlflow
-import mlflow.pyfunc
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
-from ccoma import tracking_schema as schema
 from ccoma.errors import CcomaError
-from ccoma.tracking_schema import (CHAMPION, STATUSES, chunks, experiment_name, flatten_params,  # noqa: F401
-                                   model_name, probe, resolve_uri)
+from ccoma.tracking.schema import STATUSES, chunks, experiment_name, flatten_params, probe, resolve_uri
+
+if TYPE_CHECKING:
+    from ccoma.tracking.readback import RunReader
+    from ccoma.tracking.registry import ModelRegistry
 
 _MLFLOW_STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
 
@@ -76,37 +74,6 @@ def _guarded(fn):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-# MLflow warns (through its own "once" filter) that predict lacks type hints; hints would make it
-# coerce our dict/DataFrame inputs, so the warning is recorded and dropped here.
-with warnings.catch_warnings(record=True):
-    class PolicyModel(mlflow.pyfunc.PythonModel):
-        """A registered ccoma policy: ``predict`` turns observations into greedy actions.
-
-        Input: a dict ``{"obs": [B, N, obs_dim], "avail": [B, N, n_actions] (optional, 0/1)}`` of arrays
-        (or [B, T, N, ...] for whole episodes), or a pandas DataFrame with one row per environment and
-        columns ``obs`` (each cell [N, obs_dim]) and optionally ``avail`` (each cell [N, n_actions]).
-        Output: int64 numpy actions [B, N] (or [B, T, N]); unavailable actions are never chosen.
-        """
-
-        def load_context(self, context):
-            from ccoma.serving import load_policy
-
-            self._policy = load_policy(context.artifacts["policy"])
-
-        def predict(self, context, model_input, params=None):
-            import numpy as np
-
-            if hasattr(model_input, "columns"):  # DataFrame: one environment per row
-                obs = np.stack([np.asarray(v, dtype=np.float32) for v in model_input["obs"]])
-                avail = (np.stack([np.asarray(v, dtype=np.float32) for v in model_input["avail"]])
-                         if "avail" in model_input.columns else None)
-            elif isinstance(model_input, Mapping):
-                obs, avail = model_input["obs"], model_input.get("avail")
-            else:
-                raise CcomaError("predict input: expected a dict or DataFrame with 'obs' (and 'avail')")
-            return self._policy(obs, avail)
 
 
 class Run:
@@ -295,6 +262,11 @@ class Tracker:
         return run
 
     @_guarded
+    def open_run(self, run_id: str) -> Run:
+        """An existing run by id, as it is (status untouched): e.g. a job's parent ``evaluate`` run."""
+        return Run(self, self.client.get_run(run_id), resumed=True)
+
+    @_guarded
     def find_method_run(self, parent: Run, method: str, seed: int) -> Run | None:
         """The child run of (method, seed) under ``parent``, untouched (None when absent)."""
         found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = '{parent.run_id}' and "
@@ -342,157 +314,21 @@ class Tracker:
         Path(dst).mkdir(parents=True, exist_ok=True)
         return Path(self.client.download_artifacts(run_id, path, str(dst)))
 
-    # ---- model registry -------------------------------------------------------------------
-    @_guarded
-    def register_model(self, run: Run, *, scenario: str, method: str, policy_dir: str | Path,
-                       deploy_win_rate: float, seed: int | None = None) -> int:
-        """Log ``policy_dir`` (see ccoma.serving.save_policy) as a pyfunc model of ``run`` and
-        register it as ``ccoma-<scenario>-<method>``; re-elect the champion. Returns the version."""
-        import torch
+    # ---- the other two parts of the store ---------------------------------------------------
+    @functools.cached_property
+    def registry(self) -> "ModelRegistry":
+        """The model registry of this store (:class:`ccoma.tracking.registry.ModelRegistry`)."""
+        from ccoma.tracking.registry import ModelRegistry
 
-        name = model_name(scenario, method)
-        mlflow.set_tracking_uri(self.uri)  # Model.log and registration use the global store
-        mlflow.set_registry_uri(self.uri)
-        quiet = logging.getLogger("mlflow.pyfunc")  # its cloudpickle advice is about foreign objects
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        # Created here so it lands in the run's experiment: Model.log alone would use the process's
-        # active experiment (the store's Default one, with an artifact root relative to some old cwd).
-        logged = self.client.create_logged_model(run.experiment_id, name="model", source_run_id=run.run_id)
-        chatter = io.StringIO()  # "Successfully registered model ..." and the like, printed over the progress bar
-        try:
-            with contextlib.redirect_stderr(chatter):
-                info = mlflow.models.Model.log(
-                    artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run.run_id,
-                    model_id=logged.model_id,
-                    python_model=PolicyModel(), artifacts={"policy": str(policy_dir)},
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy", "pandas"],
-                    registered_model_name=name, await_registration_for=60)
-        finally:
-            quiet.setLevel(level)
-            for line in chatter.getvalue().splitlines():
-                if line.strip() and not line.startswith(("Successfully registered model", "Created version",
-                                                         "Registered model")):
-                    print(line, file=sys.stderr)
-        version = int(info.registered_model_version)
-        tags = {"ccoma.scenario": scenario, "ccoma.method": method, "ccoma.run_id": run.run_id,
-                "ccoma.deploy_win_rate": f"{float(deploy_win_rate):.6f}"}
-        if seed is not None:
-            tags["ccoma.seed"] = str(int(seed))
-        for key, value in tags.items():
-            self.client.set_model_version_tag(name, str(version), key, value)
-        self.elect_champion(name)
-        return version
+        return ModelRegistry(self)
 
-    @_guarded
-    def elect_champion(self, name: str) -> int | None:
-        """Point alias ``champion`` at the version with the best deployment win rate (latest on ties)."""
-        best = None
-        for mv in self.client.search_model_versions(f"name = '{name}'"):
-            rate = mv.tags.get("ccoma.deploy_win_rate")
-            if rate is None:
-                continue
-            key = (float(rate), int(mv.version))
-            best = key if best is None or key > best else best
-        if best is not None:
-            self.client.set_registered_model_alias(name, CHAMPION, str(best[1]))
-        return None if best is None else best[1]
+    @functools.cached_property
+    def reader(self) -> "RunReader":
+        """Runs and metrics read back as frames (:class:`ccoma.tracking.readback.RunReader`)."""
+        from ccoma.tracking.readback import RunReader
 
-    @_guarded
-    def list_models(self, scenario: str | None = None) -> list[dict[str, Any]]:
-        """Every version of the ccoma models (of one scenario), with aliases and win rates."""
-        pattern = model_name(scenario, "%") if scenario else "ccoma-%"
-        rows = []
-        for rm in self.client.search_registered_models(f"name LIKE '{pattern}'"):
-            aliases: dict[str, list[str]] = {}
-            for alias, version in (rm.aliases or {}).items():
-                aliases.setdefault(str(version), []).append(alias)
-            for mv in self.client.search_model_versions(f"name = '{rm.name}'"):
-                rows.append({"name": rm.name, "version": int(mv.version),
-                             "aliases": sorted(aliases.get(str(mv.version), [])),
-                             "method": mv.tags.get("ccoma.method"), "seed": mv.tags.get("ccoma.seed"),
-                             "deploy_win_rate": float(mv.tags.get("ccoma.deploy_win_rate", "nan")),
-                             "run_id": mv.run_id, "created_ms": mv.creation_timestamp})
-        return sorted(rows, key=lambda r: (r["name"], r["version"]))
+        return RunReader(self)
 
-    @_guarded
-    def promote(self, name: str, version: int, alias: str = CHAMPION) -> None:
-        """Point ``alias`` of registered model ``name`` at ``version``."""
-        known = {int(mv.version) for mv in self.client.search_model_versions(f"name = '{name}'")}
-        if int(version) not in known:
-            have = ", ".join(map(str, sorted(known))) or "none"
-            raise CcomaError(f"model {name} has no version {version} (versions: {have})")
-        self.client.set_registered_model_alias(name, alias, str(int(version)))
-
-    # ---- reading back for analysis -------------------------------------------------------
-    @_guarded
-    def experiments(self, scenarios: str | Iterable[str]) -> dict[str, str | None]:
-        """scenario -> experiment id, None where the store has no experiment for it."""
-        return {s: self.experiment_id(s, create=False) for s in _as_list(scenarios)}
-
-    def _collect(self, scenarios: str | Iterable[str], parent: str) -> list[dict[str, Any]]:
-        # parent: "latest" (the most recent evaluate of each scenario), "all", or a parent run id
-        rows = []
-        for scenario, exp_id in self.experiments(scenarios).items():
-            if exp_id is None:
-                continue
-            if parent in ("latest", "all"):
-                parents = self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
-                parents = parents[:1] if parent == "latest" else parents
-            else:
-                parents = [r for r in self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
-                           if r.info.run_id == parent]
-            for p in parents:
-                children = self._search([exp_id], f"tags.mlflow.parentRunId = '{p.info.run_id}'")
-                for run in [p, *reversed(children)]:
-                    row = schema.run_row(scenario, {
-                        "run_id": run.info.run_id, "mlflow_status": run.info.status,
-                        "start_time": run.info.start_time, "tags": run.data.tags,
-                        "params": run.data.params})
-                    row["_metric_keys"] = sorted(run.data.metrics)
-                    rows.append(row)
-        return rows
-
-    @_guarded
-    def load_runs(self, scenarios: str | Iterable[str], parent: str = "latest"):
-        """One row per run (parents and children), columns ``tracking_schema.RUN_COLUMNS``."""
-        return schema.frame(self._collect(scenarios, parent), schema.RUN_COLUMNS)
-
-    @_guarded
-    def load_frame(self, scenarios: str | Iterable[str], parent: str = "latest"):
-        """Tidy metrics: one row per logged point, columns ``tracking_schema.FRAME_COLUMNS``
-        (scenario, method, algo, seed, mode, namespace, phase, metric, step, value, key, status,
-        run_id, parent_run_id). ``parent``: "latest" evaluate per scenario, "all", or a run id."""
-        runs = self._collect(scenarios, parent)
-        jobs = [(run, key) for run in runs for key in run["_metric_keys"]]
-
-        def history(job):
-            run, key = job
-            return [(m.step, m.value) for m in self.client.get_metric_history(run["run_id"], key)]
-
-        rows = []
-        for (run, key), points in zip(jobs, self._map(history, jobs)):
-            rows.extend(schema.metric_rows(run, {key: points}))
-        return schema.frame(rows, schema.FRAME_COLUMNS)
-
-
-def _as_list(scenarios: str | Iterable[str]) -> list[str]:
-    return [scenarios] if isinstance(scenarios, str) else list(scenarios)
-
-
-def list_models(scenario: str | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:
-    return Tracker(tracking_uri).list_models(scenario)
-
-
-def promote(name: str, version: int, alias: str = CHAMPION, tracking_uri: str | None = None) -> None:
-    Tracker(tracking_uri).promote(name, version, alias)
-
-
-def load_frame(scenarios: str | Iterable[str], tracking_uri: str | None = None, parent: str = "latest"):
-    """Tidy metrics frame of ``scenarios`` (see :meth:`Tracker.load_frame`)."""
-    return Tracker(tracking_uri).load_frame(scenarios, parent=parent)
-
-
-def load_runs(scenarios: str | Iterable[str], tracking_uri: str | None = None, parent: str = "latest"):
-    """One row per run of ``scenarios`` (see :meth:`Tracker.load_runs`)."""
-    return Tracker(tracking_uri).load_runs(scenarios, parent=parent)
+    def register_model(self, run: Run, **kwargs) -> int:
+        """``registry.register`` under its old name: ccoma/job.py still calls this one."""
+        return self.registry.register(run, **kwargs)

@@ -7,7 +7,7 @@
     scn.deploy_phases, scn.phase_source("unseen", seed=0) # the performance matrix's columns
     scn.segments("deploy"), scn.boundaries("deploy")      # where the phases change (vertical lines)
 
-File format: :mod:`ccoma.scenario_format`. Sampling internals: :mod:`ccoma.scenario_sampler`.
+File format: :mod:`ccoma.scenarios.format`. Sampling internals: :mod:`ccoma.scenarios.sampler`.
 ``EpisodeSpecs.phase`` is an index into ``scenario.phase_names`` (the same index in both stages);
 ``unseen`` is true when the episode's (agent team, enemy team, start situation) is one no training
 phase can produce.
@@ -21,10 +21,10 @@ import torch
 
 from ccoma.envs.base import EpisodeSpecs
 from ccoma.errors import ConfigError
-from ccoma.scenario_format import STAGES, ScenarioSpec, parse_scenario
-from ccoma import scenario_sampler as smp
+from ccoma.scenarios.format import STAGES, ScenarioSpec, parse_scenario
+from ccoma.scenarios import sampler as smp
 
-SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The mlflow-free half of ccoma.tracking: store URIs, names, params, metric keys, tidy frames.
 
 Kept apart from :mod:`ccoma.tracking` (which owns every MLflow call) so that it can be tested and
-reused without MLflow. See ccoma/tracking.py for the metric schema itself.
+reused without MLflow. See ccoma/tracking/store.py for the metric schema itself.
 """
 from __future__ import annotations
 

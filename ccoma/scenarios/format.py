@@ -13,7 +13,7 @@ SMACv2's vocabulary (``team_gen``-style unit-type weights, ``start_positions`` w
         - {cycle: [a, b], period: 100K}                     # a, b, a, b ... (forgetting)
 
 This module turns the YAML mapping into frozen dataclasses and checks everything that can be
-checked without geometry; :mod:`ccoma.scenarios` adds the geometric checks and the sampler.
+checked without geometry; :mod:`ccoma.scenarios.scenario` adds the geometric checks and the sampler.
 """
 from __future__ import annotations
 
