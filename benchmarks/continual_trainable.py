@@ -3,12 +3,15 @@
 Trains each learner once per seed on a scenario's training stage, then deploys the same trained
 weights in the continual mode with several trainable sets (and frozen, for reference), and prints:
 
-- mean online win rate before and after the shift (last 30 episodes, averaged over the stretch);
-- the final greedy win rate on each deployment phase (known phases: retention; new phases: adaptation);
+- the mean greedy test win rate before and after the shift (the harness's deploy/test curve: the same
+  episodes for every set), and the online (behaviour-policy) win rate, labelled as such;
+- the final greedy win rate on each deployment phase, on --eval-episodes episodes (known phases:
+  retention; new phases: adaptation);
 - the trainable parameter count.
 
-    python benchmarks/continual_trainable.py --scenario shifting_spawn --algos coma,qmix --seeds 0,1 \\
-        --train-steps 200000 --deploy-steps 200000 --out benchmarks/results/continual_trainable.csv
+    python benchmarks/continual_trainable.py --scenario shifting_spawn --algos coma --seeds 0,1,2 \\
+        --train-steps 200000 --deploy-steps 150000 --eval-episodes 64 \\
+        --out benchmarks/results/continual_trainable.csv
 
 Everything is logged to MLflow (sqlite ./mlflow.db unless --tracking-uri) like any ccoma run.
 """
@@ -22,8 +25,8 @@ from pathlib import Path
 
 SETS = {
     "frozen": None,
-    "output": {"agent": ("fc2.*",), "critic": ("fc3.*",), "mixer": ("hyper_w2.*", "value.*")},
-    "output+gru": {"agent": ("rnn.*", "fc2.*"), "critic": ("fc3.*",), "mixer": ("hyper_w2.*", "value.*")},
+    "output": {"agent": ("fc2.*",), "critic": ("fc3.*",), "mixer": ("hyper_w2.2.*", "value.2.*")},
+    "output+gru": {"agent": ("rnn.*", "fc2.*"), "critic": ("fc3.*",), "mixer": ("hyper_w2.2.*", "value.2.*")},
     "critic-only": {"critic": ("*",), "mixer": ("*",)},
     "all": {"agent": ("*",), "critic": ("*",), "mixer": ("*",)},
 }
@@ -37,6 +40,7 @@ def main() -> None:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--train-steps", type=int, default=200_000)
     ap.add_argument("--deploy-steps", type=int, default=200_000)
+    ap.add_argument("--eval-episodes", type=int, default=64, help="greedy episodes per phase and per test point")
     ap.add_argument("--tracking-uri", default="")
     ap.add_argument("--out", default="benchmarks/results/continual_trainable.csv")
     args = ap.parse_args()
@@ -46,6 +50,8 @@ def main() -> None:
 
     base = resolve(args.scenario, "quick", train_steps=args.train_steps, deploy_steps=args.deploy_steps,
                    tracking_uri=args.tracking_uri, report=False)
+    base = dataclasses.replace(base, budget=dataclasses.replace(base.budget, eval_episodes=args.eval_episodes,
+                                                                test_episodes=args.eval_episodes))
     rows = []
     for algo in args.algos.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -61,6 +67,7 @@ def main() -> None:
                              echo=lambda *_: None)
                 res = next(iter(out["methods"].values()))
                 rows.append(_row(algo, seed, name, res, cfg))
+                rows[-1]["trainable_params"] = _trainable(algo, cfg, trainable)
                 print("  " + ", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as fh:
@@ -75,13 +82,26 @@ def _row(algo, seed, name, res, cfg) -> dict:
 
     shift = load_scenario(cfg.scenario).rescaled(cfg.budget.train_steps, cfg.budget.deploy_steps).unseen_from
     steps, win = res["series"]["steps"], res["series"]["win_rate"]
-    pre = [w for s, w in zip(steps, win) if s <= shift]
-    post = [w for s, w in zip(steps, win) if s > shift]
+    t_steps, t_win = res["test"]["steps"], res["test"]["win_rate"]
     final = res["evals"][-1]["win_rate"] if res["evals"] else {}
-    row = {"algo": algo, "seed": seed, "set": name, "online_pre": _mean(pre), "online_post": _mean(post),
-           "online_last": win[-1] if win else float("nan")}
+    row = {"algo": algo, "seed": seed, "set": name,
+           "test_pre": _mean([w for s, w in zip(t_steps, t_win) if s <= shift]),
+           "test_post": _mean([w for s, w in zip(t_steps, t_win) if s > shift]),
+           "online_pre": _mean([w for s, w in zip(steps, win) if s <= shift]),
+           "online_post": _mean([w for s, w in zip(steps, win) if s > shift])}
     row.update({f"final_eval_{k}": round(v, 3) for k, v in final.items()})
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def _trainable(algo, cfg, trainable) -> int:
+    from ccoma.algos import registry
+    from ccoma.continual.trainable import counts
+    from ccoma.scenarios import load_scenario
+    from ccoma.sim.env import SimEnv
+
+    scn = load_scenario(cfg.scenario)
+    info = SimEnv(scn.map, 1, source=scn.source("train"), compile=False).get_env_info()
+    return sum(a for a, _ in counts(registry.make(algo, info).networks(), trainable).values())
 
 
 def _mean(xs):

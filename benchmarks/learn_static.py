@@ -3,7 +3,7 @@
     python benchmarks/learn_static.py                                  # every method, seeds 0,1,2, 1M steps
     python benchmarks/learn_static.py --algos qmix --seeds 0 --steps 200000 --out results/qmix.csv
     python benchmarks/learn_static.py --algos qmix,vdn --n-envs 64 --episodes-per-update 16
-    python benchmarks/learn_static.py --map 25m --algos mfq --half-buffer --set buffer_size=500
+    python benchmarks/learn_static.py --map 25m --algos mfq --half-buffer --buffer 500
 
 Each (method, seed) trains on ``SimEnv.from_map(MAP, n_envs=B)`` with the method's default config
 (pymarl / C-COMA paper hyperparameters) and is evaluated greedily every ``--eval-every`` env steps on
@@ -43,7 +43,9 @@ def run_one(algo: str, seed: int, args, emit) -> None:
     if args.episodes_per_update:
         overrides["episodes_per_update"] = args.episodes_per_update
     learner = registry.make(algo, env.get_env_info(), args.device, overrides)
-    buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, learner.config.buffer_size,
+    # the harness's data regime: on-policy learners (COMA) train on the newest episodes only
+    capacity = learner.config.batch_size + args.n_envs if learner.on_policy else args.buffer
+    buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, capacity,
                         device=args.device, float_dtype=torch.float16 if args.half_buffer else None)
     rollout = Rollout(env, learner, buf)
     losses, train_s, start = [], 0.0, time.perf_counter()
@@ -109,9 +111,10 @@ def main(argv=None) -> int:
     p.add_argument("--win-target", type=float, default=0.8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--buffer", type=int, default=5000, help="replay capacity for replay learners (episodes)")
     p.add_argument("--half-buffer", action="store_true", help="store float fields as float16 (half the memory)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field of every method, e.g. --set buffer_size=500 (repeatable)")
+                   help="override a config field of every method, e.g. --set lr=0.001 (repeatable)")
     p.add_argument("--out", default="benchmarks/results/learn_static.csv")
     args = p.parse_args(argv)
     import yaml

@@ -40,7 +40,7 @@ def load(path: str | Path) -> dict:
 def buffer_state(buf) -> dict:
     n = buf.size
     return {"data": {k: v[:n].clone() for k, v in buf.data.items()}, "lengths": buf.lengths[:n].clone(),
-            "ptr": buf.ptr, "size": n, "episodes_in": buf.episodes_in}
+            "ids": buf.ids[:n].clone(), "ptr": buf.ptr, "size": n, "episodes_in": buf.episodes_in}
 
 
 def load_buffer_state(buf, sd: dict) -> None:
@@ -48,6 +48,8 @@ def load_buffer_state(buf, sd: dict) -> None:
     for k, v in sd["data"].items():
         buf.data[k][:n] = v.to(buf.data[k].device)
     buf.lengths[:n] = sd["lengths"].to(buf.lengths.device)
+    if "ids" in sd:
+        buf.ids[:n] = sd["ids"].to(buf.ids.device)
     buf.ptr, buf.size, buf.episodes_in = int(sd["ptr"]), n, int(sd["episodes_in"])
 
 

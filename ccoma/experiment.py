@@ -16,7 +16,7 @@ import click
 
 from ccoma import SIM_NAME, SIM_VERSION
 from ccoma.errors import CcomaError
-from ccoma.run_config import RunConfig, jobs
+from ccoma.run_config import RunConfig, check_device, jobs
 from ccoma.tracking.schema import flatten_params
 
 BACKEND = f"{SIM_NAME} {SIM_VERSION}"
@@ -48,24 +48,9 @@ def job_specs(cfg: RunConfig, run_key: str, params: dict) -> list:
 
     return [JobSpec(scenario=cfg.scenario, algo=j["algo"], seed=j["seed"], methods=j["methods"],
                     budget=cfg.budget, continual=cfg.continual, algo_overrides=dict(cfg.algo), sim=dict(cfg.sim),
-                    device=_device(cfg.device), tracking_uri=cfg.tracking_uri, run_key=run_key,
+                    device=check_device(cfg.device), tracking_uri=cfg.tracking_uri, run_key=run_key,
                     budget_name=cfg.budget_name, backend=BACKEND, params=params, run_dir=cfg.run_dir)
             for j in jobs(cfg)]
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CcomaError(f"--device {name}: CUDA is not available on this machine")
-    elif name != "cpu":
-        raise CcomaError(f"--device: unknown device '{name}' (cpu, cuda, auto)")
-    return name
 
 
 def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
@@ -114,7 +99,8 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
                 else:
                     results.append(res)
                     echo(f"\n  {spec.algo} seed {spec.seed}: done in {res['seconds']:.0f} s - " + ", ".join(
-                        f"{m} deploy win {_mean(r['series']['win_rate']):.2f}" for m, r in res["methods"].items()))
+                        f"{m} greedy test win {_mean(r.get('test', {}).get('win_rate', [])):.2f}"
+                        for m, r in res["methods"].items()))
     except KeyboardInterrupt:
         parent.finish("interrupted")
         raise
@@ -197,12 +183,9 @@ def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen"
 
 
 def _method(algo: str, mode: str) -> str:
-    from ccoma.run_config import METHODS
+    from ccoma.algos.registry import method_name
 
-    for name, (a, m) in METHODS.items():
-        if a == algo and m == mode:
-            return name
-    raise CcomaError(f"--algo: unknown algorithm '{algo}' (known: {', '.join(sorted({a for a, _ in METHODS.values()}))})")
+    return method_name(algo, mode)
 
 
 def load_policy(path: str, env):

@@ -8,18 +8,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ccoma.algos.registry import DEFAULT_METHODS, PAPER_METHODS, method, methods  # the one method list
 from ccoma.config import build, doc
 from ccoma.errors import ConfigError
 
-# method -> (learner registry key, deployment mode)
-METHODS: dict[str, tuple[str, str]] = {
-    "coma": ("coma", "frozen"), "c-coma": ("coma", "continual"),
-    "qmix": ("qmix", "frozen"), "c-qmix": ("qmix", "continual"),
-    "vdn": ("vdn", "frozen"), "c-vdn": ("vdn", "continual"),
-    "iql": ("iql", "frozen"), "c-iql": ("iql", "continual"),
-    "mfq": ("mfq", "frozen"), "c-mfq": ("mfq", "continual"),
-}
-PAPER_METHODS = ("c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn")
+METHODS = methods()  # method -> (learner registry key, deployment mode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +26,13 @@ class Budget:
     log_points: int = doc("Metric points per stage (online win rate, return, losses).", 100)
     eval_points: int = doc("Greedy evaluations of every deployment phase during deployment.", 10)
     eval_episodes: int = doc("Episodes per greedy evaluation of one phase.", 32)
+    test_points: int = doc("Greedy test points over a deployment (the headline curve, pymarl's test win "
+                           "rate; at chunk boundaries, so at least this many, plus step 0).", 40)
+    test_episodes: int = doc("Episodes per greedy test point, drawn from the deployment's current "
+                             "distribution; the same episodes for every method of a seed.", 32)
     checkpoints: int = doc("Checkpoints per stage (a resumed run restarts at the last one).", 10)
-    buffer_size: int = doc("Replay capacity in episodes (the paper: 5000).", 5000)
+    buffer_size: int = doc("Replay capacity in episodes for replay learners (the paper: 5000). On-policy "
+                           "learners (COMA) ignore it: they train on the episodes since their last update.", 5000)
     compile: bool = doc("Compile the simulator step with torch.compile (worth it for long runs).", False)
     render_steps: int = doc("Continual deployments draw one battle on the last deployment phase before and "
                             "after adaptation (GIF + frames, artifact 'renders/'), at most this many steps; "
@@ -44,15 +42,18 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     # seconds per job: for tests and CI
     "smoke": Budget(train_steps=3_000, deploy_steps=3_000, n_envs=8, log_points=10, eval_points=3,
-                    eval_episodes=8, checkpoints=3, buffer_size=200, render_steps=12),
+                    eval_episodes=8, test_points=6, test_episodes=8, checkpoints=3, buffer_size=200,
+                    render_steps=12),
     # minutes on a laptop: shows the shift
     "quick": Budget(train_steps=200_000, deploy_steps=200_000, n_envs=32, log_points=50, eval_points=8,
-                    eval_episodes=32, checkpoints=5, buffer_size=1000, compile=False),
+                    eval_episodes=32, test_points=40, test_episodes=32, checkpoints=5, buffer_size=1000,
+                    compile=False),
     # the scenario's own protocol (the paper's: 5M train, 1M deploy). The paper ran 8 environments in
     # parallel; 32 here is for throughput. Learners update per finished episodes, so the ratio of
     # updates to data is the same.
     "paper": Budget(train_steps=0, deploy_steps=0, n_envs=32, log_points=200, eval_points=20,
-                    eval_episodes=32, checkpoints=20, buffer_size=5000, compile=True),
+                    eval_episodes=32, test_points=50, test_episodes=32, checkpoints=20, buffer_size=5000,
+                    compile=True),
 }
 # seeds when none are given: intervals need at least two
 BUDGET_SEEDS = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
@@ -64,9 +65,10 @@ class ContinualConfig:
 
     trainable: dict = doc(
         "Per network, parameter-name patterns (fnmatch) that keep learning at deployment; networks "
-        "not listed stay frozen. Default: the agents' output layer, the coordinator's (critic's) "
-        "last layer and the QMIX mixer's final hypernetwork and state value (see docs/continual.md).",
-        factory=lambda: {"agent": ("fc2.*",), "critic": ("fc3.*",), "mixer": ("hyper_w2.*", "value.*")})
+        "not listed stay frozen. Default: the last layer of every network - the agents' output layer, "
+        "the coordinator's (COMA critic's) last layer, the QMIX mixer's last hypernetwork and state-value "
+        "layers - so the coordinators' budgets are comparable (see docs/continual.md).",
+        factory=lambda: {"agent": ("fc2.*",), "critic": ("fc3.*",), "mixer": ("hyper_w2.2.*", "value.2.*")})
     anchor: str = doc("Pull toward the pre-deployment weights: 'none', 'l2' or 'ewc' (Fisher-weighted).", "none")
     anchor_weight: float = doc("Strength of the anchor penalty.", 1.0)
     fisher_batches: int = doc("Replay batches used to estimate the EWC Fisher diagonal.", 4)
@@ -79,8 +81,9 @@ class RunConfig:
     """One ``ccoma evaluate``: every method x seed on one scenario."""
 
     scenario: str = doc("Scenario name (scenarios/<name>.yaml) or path.", "shifting_spawn")
-    methods: tuple[str, ...] = doc("Methods: coma, c-coma, qmix, c-qmix, vdn, c-vdn, iql, c-iql, mfq, c-mfq.",
-                                   PAPER_METHODS)
+    methods: tuple[str, ...] = doc("Methods (ccoma.algos.registry): <algo> frozen, c-<algo> continual, "
+                                   "<algo>-explore frozen with the behaviour policy; algo one of coma, "
+                                   "qmix, vdn, iql, mfq.", DEFAULT_METHODS)
     seeds: tuple[int, ...] = doc("Seeds; each (method, seed) is one child run. Empty: the budget's "
                                  "(smoke 0; quick 0 1; paper 0 1 2).", ())
     budget_name: str = doc("smoke, quick or paper (paper = the scenario's own protocol).", "paper")
@@ -124,14 +127,58 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
                           f"{budget.n_envs} parallel environments (need at least {budget.n_envs * budget.log_points})")
     methods = tuple(methods or cfg.methods)
     for m in methods:
-        if m not in METHODS:
-            raise ConfigError("--method", f"unknown method '{m}' (known: {', '.join(METHODS)})")
+        method(m)
     seeds = tuple(int(s) for s in (seeds or cfg.seeds or BUDGET_SEEDS[budget_name]))
     if not seeds:
         raise ConfigError("--seed", "at least one seed is needed")
     fields = {k: v for k, v in fields.items() if v is not None}
-    return dataclasses.replace(cfg, scenario=scenario_name, methods=methods, seeds=seeds,
-                               budget_name=budget_name, budget=budget, **fields)
+    cfg = dataclasses.replace(cfg, scenario=scenario_name, methods=methods, seeds=seeds,
+                              budget_name=budget_name, budget=budget, **fields)
+    check(cfg, scenario, where)
+    return cfg
+
+
+def check(cfg: RunConfig, scenario, where: str = "config") -> None:
+    """Validate what only shows when things are built - before any MLflow run exists: the device,
+    the simulator overrides, every learner override (learner names and fields), and the trainable
+    set against the parameters of the learners the methods use."""
+    import copy
+
+    from ccoma.algos import registry
+    from ccoma.continual.trainable import apply_trainable
+    from ccoma.sim.engine import SimConfig
+    from ccoma.sim.env import SimEnv
+
+    check_device(cfg.device)
+    sim = build(SimConfig, cfg.sim, where, prefix="sim.")
+    for name, ov in cfg.algo.items():
+        registry.get(str(name), where=f"{where}: algo")
+        if ov is not None and not isinstance(ov, dict):
+            raise ConfigError(where, f"'algo.{name}' should be a mapping of {name}'s config fields")
+    configs = {name: registry.make_config(name, ov, where=where, prefix=f"algo.{name}.")
+               for name, ov in cfg.algo.items()}
+    env = SimEnv(scenario.map, 1, source=scenario.source("train"), config=sim, device="cpu", seed=0, compile=False)
+    info = env.get_env_info()
+    for algo in sorted({method(m)[0] for m in cfg.methods}):
+        learner = registry.make(algo, info, "cpu", config=configs.get(algo))
+        if any(method(m) == (algo, "continual") for m in cfg.methods):
+            apply_trainable(copy.deepcopy(learner.networks()), cfg.continual.trainable)
+
+
+def check_device(name: str) -> str:
+    """The torch device a run uses; 'auto' picks CUDA when present. CUDA without CUDA is an error."""
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device", f"'{name}': CUDA is not available on this machine")
+    elif name != "cpu":
+        raise ConfigError("--device", f"unknown device '{name}' (cpu, cuda, auto)")
+    return name
 
 
 def jobs(cfg: RunConfig) -> list[dict]:
@@ -139,7 +186,7 @@ def jobs(cfg: RunConfig) -> list[dict]:
     out: dict[tuple[str, int], dict] = {}
     for seed in cfg.seeds:
         for m in cfg.methods:
-            algo, mode = METHODS[m]
+            algo, mode = method(m)
             job = out.setdefault((algo, seed), {"algo": algo, "seed": seed, "methods": {}})
             job["methods"][mode] = m
     return list(out.values())

@@ -29,14 +29,31 @@ from ccoma.errors import CcomaError
 
 WEIGHTS = "agent.pt"
 SPEC = "policy.json"
+INPUT_KINDS = {"standard": 0, "mean_field": 1}   # input kind -> extra inputs, in units of n_actions
+
+
+def build_inputs(obs: torch.Tensor, last: torch.Tensor, n_actions: int, inputs: dict[str, Any]) -> torch.Tensor:
+    """The agent network's inputs as in training. obs [B, N, O], last [B, N] (-1 = none) -> [B, N, D]."""
+    if inputs.get("kind", "standard") == "mean_field":
+        from ccoma.algos.mfq import mean_action, neighbour_mask
+
+        visible = inputs.get("visible_index")
+        extra = mean_action(last, neighbour_mask(obs, visible), n_actions)
+        return agent_inputs(obs, last, n_actions, extra=extra)
+    return agent_inputs(obs, last, n_actions)
 
 
 def save_policy(net: torch.nn.Module, out_dir: str | Path, *, obs_dim: int, n_agents: int, algo: str,
-                kwargs: dict[str, Any] | None = None) -> Path:
+                kwargs: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None) -> Path:
     """Write ``net``'s weights and constructor arguments into ``out_dir``.
 
     ``kwargs`` defaults to an RNNAgent's (input_dim, n_actions, hidden_dim), read off its layers.
+    ``inputs`` says how the network's inputs are built (``learner.policy_inputs()``): standard
+    [obs, last action, agent id], or mean-field (MFQ: the visible neighbours' mean last action too).
     """
+    inputs = dict(inputs or {"kind": "standard"})
+    if inputs["kind"] not in INPUT_KINDS:
+        raise CcomaError(f"save_policy: unknown input kind '{inputs['kind']}' (known: {', '.join(INPUT_KINDS)})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cls = type(net)
@@ -44,14 +61,14 @@ def save_policy(net: torch.nn.Module, out_dir: str | Path, *, obs_dim: int, n_ag
         kwargs = {"input_dim": net.fc1.in_features, "n_actions": net.fc2.out_features,
                   "hidden_dim": net.hidden_dim}
     n_actions = int(kwargs["n_actions"])
-    expected = agent_input_dim(obs_dim, n_actions, n_agents)
+    expected = agent_input_dim(obs_dim, n_actions, n_agents, extra=INPUT_KINDS[inputs["kind"]] * n_actions)
     if kwargs.get("input_dim", expected) != expected:
-        raise CcomaError(f"save_policy: network input {kwargs['input_dim']} != obs {obs_dim} + actions "
-                         f"{n_actions} + agents {n_agents}: extra inputs cannot be served")
+        raise CcomaError(f"save_policy: network input {kwargs['input_dim']} != {expected} for obs {obs_dim}, "
+                         f"{n_actions} actions, {n_agents} agents and '{inputs['kind']}' inputs")
     spec = {
         "class": f"{cls.__module__}.{cls.__qualname__}", "kwargs": kwargs, "obs_dim": int(obs_dim),
         "n_actions": n_actions, "n_agents": int(n_agents), "hidden": int(kwargs["hidden_dim"]),
-        "algo": algo,
+        "algo": algo, "inputs": inputs,
     }
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     torch.save(state, out / WEIGHTS)
@@ -95,7 +112,7 @@ class GreedyPolicy:
              hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One decision: obs [B, N, obs_dim], avail [B, N, A] bool, last [B, N] (-1 = none),
         hidden [B, N, H] -> (actions [B, N], hidden)."""
-        out, hidden = self.net(agent_inputs(obs, last, self.n_actions), hidden)
+        out, hidden = self.net(build_inputs(obs, last, self.n_actions, self.spec.get("inputs", {})), hidden)
         return masked_argmax(out, avail), hidden
 
     def __call__(self, obs: Any, avail: Any = None) -> np.ndarray:

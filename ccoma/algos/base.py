@@ -17,6 +17,13 @@ A learner is built as ``Learner(config, env_info, device)`` where ``env_info`` i
     state_dict() / load_state_dict(sd)     plain tensors and Python scalars (torch.load(weights_only=True))
     add_regularizer(network_name, fn)      fn() -> scalar tensor, added to the loss that trains that network
     scheme() -> Scheme                     the episode-buffer fields the learner reads
+    on_policy                              class attribute: True = every update uses only the episodes
+                                           produced since the previous one (the harness obeys it);
+                                           False = replay (capacity: the run's budget)
+    exploration(t_env) / exploration_schedule()   the behaviour policy's exploration level / its schedule
+    fisher_losses(batch, t_env) -> {network: [B]}  per-episode losses whose gradients are the per-sample
+                                           scores of the EWC Fisher (no optimiser step)
+    policy_inputs() -> dict                how a served agent network's inputs are built (serving)
 
 The learner never decides which parameters learn: the harness sets ``requires_grad``. Optimisers hold
 every parameter and skip those without a gradient, and gradients are cleared to ``None`` each step,
@@ -45,7 +52,6 @@ class LearnerConfig:
     gamma: float = doc("Discount factor.", 0.99)
     grad_norm_clip: float = doc("Gradient norm clip per optimiser step.", 10.0)
     batch_size: int = doc("Episodes per training batch.", 32)
-    buffer_size: int = doc("Replay capacity in episodes (ring); C-COMA paper: 5000.", 5000)
     episodes_per_update: int = doc(
         "Train once every this many finished episodes (pymarl: once per 8 parallel episodes).", 8)
     hidden_dim: int = doc("GRU hidden size of the agent network.", 64)
@@ -112,6 +118,8 @@ def _snapshot(obj):
 class Learner:
     """Base class: config, shapes, regularisers and (de)serialisation shared by every method."""
 
+    on_policy = False
+
     def __init__(self, config: LearnerConfig, env_info: dict, device: str | torch.device = "cpu"):
         self.config = config
         self.device = torch.device(device)
@@ -140,6 +148,22 @@ class Learner:
 
     def scheme(self) -> Scheme:
         return standard_scheme(self.obs_dim, self.state_dim, self.n_actions)
+
+    def exploration(self, t_env: int) -> float:
+        """The behaviour policy's exploration level at schedule step ``t_env``."""
+        raise NotImplementedError
+
+    def exploration_schedule(self) -> str:
+        """The exploration schedule in words (logged, and printed in reports)."""
+        raise NotImplementedError
+
+    def fisher_losses(self, batch: dict, t_env: int) -> dict[str, torch.Tensor]:
+        """Per-episode losses ``{network: [B]}`` whose gradients are the EWC Fisher's per-sample scores."""
+        raise NotImplementedError
+
+    def policy_inputs(self) -> dict:
+        """How serving rebuilds the agent network's inputs: [obs, last action, agent id] by default."""
+        return {"kind": "standard"}
 
     # -- regularisers (the harness's L2/EWC anchors) ------------------------------------------
     def add_regularizer(self, network_name: str, fn: Callable[[], torch.Tensor]) -> None:

@@ -8,9 +8,11 @@ The maths, in the order ``train_step`` runs it:
             G = Q^-(len, u_len) at an episode's final slot (a truncated episode bootstraps there;
             u_len is sampled from the policy since no action was taken in the final state)
   critic    one optimiser step per time step, walking backwards: (Q(t, u_t) - G_t)^2 masked
+            (a harness anchor on the critic is spread over those steps: added once per update)
   baseline  b_t = sum_u pi_a(u) Q(t, u);  advantage A_t(u) = Q(t, u) - b_t
   actor     loss = -sum mask * A_t(u_t) * log pi_a(u_t) / sum mask
-Acting needs only the agent network; the critic is used in training only.
+Acting needs only the agent network; the critic is used in training only. COMA is on-policy: the
+harness hands every update the episodes produced since the previous one, and nothing older.
 """
 from __future__ import annotations
 
@@ -28,10 +30,8 @@ from ccoma.config import doc
 class COMAConfig(LearnerConfig):
     """COMA / C-COMA. On-policy, as in pymarl: each update uses the latest episodes only."""
 
-    batch_size: int = doc("Episodes per update; pymarl COMA trains on the 8 newest episodes.", 8)
-    buffer_size: int = doc(
-        "Episodes kept. Equal to batch_size keeps COMA on-policy (a 5000-episode replay would make the "
-        "policy gradient off-policy without a correction).", 8)
+    batch_size: int = doc("Train once at least this many new episodes are in, on all of them and only them "
+                          "(on-policy; pymarl COMA trains on the 8 newest episodes).", 8)
     critic_lr: float = doc("Critic (coordinator) learning rate; C-COMA paper: 0.0005.", 5e-4)
     critic_hidden_dim: int = doc("Width of the critic's two hidden layers (3 layers in all).", 128)
     td_lambda: float = doc("Lambda of the critic's TD(lambda) targets (C-COMA paper: 0.8).", 0.8)
@@ -95,6 +95,8 @@ def counterfactual_advantages(q: torch.Tensor, pi: torch.Tensor) -> torch.Tensor
 # ---- the learner ------------------------------------------------------------------------------
 
 class COMALearner(Learner):
+    on_policy = True
+
     def __init__(self, config: COMAConfig, env_info: dict, device="cpu"):
         super().__init__(config, env_info, device)
         in_dim = agent_input_dim(self.obs_dim, self.n_actions, self.n_agents)
@@ -115,6 +117,13 @@ class COMALearner(Learner):
     def epsilon(self, t_env: int) -> float:
         c = self.config
         return linear_schedule(c.epsilon_start, c.epsilon_finish, c.epsilon_anneal_steps, t_env)
+
+    exploration = epsilon
+
+    def exploration_schedule(self) -> str:
+        c = self.config
+        return (f"policy floor eps {c.epsilon_start:g} -> {c.epsilon_finish:g} over "
+                f"{c.epsilon_anneal_steps:,} env steps")
 
     @torch.no_grad()
     def act(self, obs, avail, last_actions, hidden, t_env, mode="explore"):
@@ -181,6 +190,7 @@ class COMALearner(Learner):
         c = self.config
         q_vals = torch.zeros(*targets.shape, self.n_actions, device=self.device)  # [B, T, N, A]
         losses, norms = [], []
+        n_steps = max(int((mask.sum(0) > 0).sum()), 1)  # critic steps this update: the anchor is shared by them
         for t in reversed(range(targets.shape[1])):
             m = mask[:, t].unsqueeze(-1).expand(-1, self.n_agents)                 # [B, N]
             if float(m.sum()) == 0.0:
@@ -189,7 +199,7 @@ class COMALearner(Learner):
             q_vals[:, t] = q_t.detach()
             taken = q_t.gather(-1, actions[:, t, :, None]).squeeze(-1)
             loss = (((taken - targets[:, t]) * m) ** 2).sum() / m.sum()
-            norms.append(optimise(loss + self.regularization("critic"), self.critic_optimiser,
+            norms.append(optimise(loss + self.regularization("critic") / n_steps, self.critic_optimiser,
                                   self.critic_params, c.grad_norm_clip))
             losses.append(float(loss.detach()))
             self.critic_steps += 1
@@ -200,6 +210,27 @@ class COMALearner(Learner):
         m = mask.unsqueeze(-1).expand_as(targets)
         return q_vals, {"critic_loss": sum(losses) / n, "critic_grad_norm": sum(norms) / n,
                         "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
+
+    def fisher_losses(self, batch, t_env):
+        """Per episode: the actor's negative log-likelihood of the actions taken under the behaviour
+        policy at ``t_env``, and the critic's 1/2 sum_t (Q(t, u_t) - G_t)^2 (targets held fixed)."""
+        obs, state, actions = batch["obs"], batch["state"], batch["actions"]
+        avail, filled = safe_avail(batch["avail"]), batch["filled"]
+        mask = filled[:, :-1].float()                                            # [B, T]
+        logits = self.agent.unroll(agent_inputs(obs, shift_last_actions(actions), self.n_actions))
+        pi = policy(logits, avail, self.epsilon(t_env))                          # [B, T+1, N, A]
+        pi_taken = pi[:, :-1].gather(-1, actions[:, :-1, :, None]).squeeze(-1)   # [B, T, N]
+        m = mask.unsqueeze(-1).expand_as(pi_taken)
+        nll = -(torch.log(torch.where(m > 0, pi_taken, torch.ones_like(pi_taken)).clamp(min=1e-10)) * m).sum((1, 2))
+        with torch.no_grad():
+            acts = self._with_bootstrap_actions(actions, pi.detach(), filled)
+            inputs = critic_inputs(state, obs, acts, self.n_actions)
+            target_q = self.target_critic(inputs).gather(-1, acts[..., None]).squeeze(-1)
+            targets = td_lambda_targets(batch["reward"][:, :-1], batch["terminated"][:, :-1], mask, target_q,
+                                        self.config.gamma, self.config.td_lambda)   # [B, T, N]
+        q = self.critic(inputs[:, :-1]).gather(-1, acts[:, :-1, :, None]).squeeze(-1)  # [B, T, N]
+        td = (q - targets) * mask.unsqueeze(-1)
+        return {"agent": nll, "critic": 0.5 * (td ** 2).sum((1, 2))}
 
     def _modules(self):
         return {"agent": self.agent, "critic": self.critic, "target_critic": self.target_critic}

@@ -108,6 +108,21 @@ class MFQLearner(Learner):
         c = self.config
         return linear_schedule(c.temperature_start, c.temperature_finish, c.temperature_anneal_steps, t_env)
 
+    exploration = temperature
+
+    def exploration_schedule(self) -> str:
+        c = self.config
+        return (f"Boltzmann temperature {c.temperature_start:g} -> {c.temperature_finish:g} over "
+                f"{c.temperature_anneal_steps:,} env steps")
+
+    def fisher_losses(self, batch, t_env):
+        td, _, _ = self._td(batch, t_env)
+        return {"agent": 0.5 * (td ** 2).sum((1, 2))}
+
+    def policy_inputs(self) -> dict:
+        """Served MFQ agents need the neighbours' mean action: rebuilt from obs and last actions."""
+        return {"kind": "mean_field", "visible_index": self.visible_index}
+
     def _inputs(self, obs: torch.Tensor, last_actions: torch.Tensor) -> torch.Tensor:
         mf = mean_action(last_actions, neighbour_mask(obs, self.visible_index), self.n_actions)
         return agent_inputs(obs, last_actions, self.n_actions, extra=mf)
@@ -122,7 +137,8 @@ class MFQLearner(Learner):
         pi = boltzmann(q, avail, self.temperature(t_env))
         return torch.multinomial(pi.reshape(-1, self.n_actions), 1).view(pi.shape[:-1]), hidden
 
-    def train_step(self, batch, t_env, episode=None):
+    def _td(self, batch, t_env):
+        """TD errors [B, T, N] (mask applied, targets fixed), the mask and the chosen Qs."""
         c = self.config
         obs, actions = batch["obs"], batch["actions"]                            # [B,T+1,N,O] [B,T+1,N]
         avail_next = safe_avail(batch["avail"][:, 1:])                           # [B, T, N, A]
@@ -138,6 +154,11 @@ class MFQLearner(Learner):
             targets = reward + c.gamma * (1.0 - terminated) * v_mf
         mask = mask.expand_as(chosen)
         td = (chosen - targets) * mask
+        return td, mask, chosen
+
+    def train_step(self, batch, t_env, episode=None):
+        c = self.config
+        td, mask, chosen = self._td(batch, t_env)
         td_loss = (td ** 2).sum() / mask.sum().clamp(min=1.0)
         grad_norm = optimise(td_loss + self.regularization("agent"), self.optimiser, self.params, c.grad_norm_clip)
 

@@ -83,6 +83,18 @@ class QLearner(Learner):
         c = self.config
         return linear_schedule(c.epsilon_start, c.epsilon_finish, c.epsilon_anneal_steps, t_env)
 
+    exploration = epsilon
+
+    def exploration_schedule(self) -> str:
+        c = self.config
+        return f"epsilon-greedy {c.epsilon_start:g} -> {c.epsilon_finish:g} over {c.epsilon_anneal_steps:,} env steps"
+
+    def fisher_losses(self, batch, t_env):
+        """Per episode 1/2 sum_t td_t^2 (targets fixed): the same loss trains the agents and the mixer."""
+        td, _, _, _ = self._td(batch)
+        per_episode = 0.5 * (td ** 2).flatten(1).sum(1)                         # [B]
+        return {name: per_episode for name in self.networks()}
+
     @torch.no_grad()
     def act(self, obs, avail, last_actions, hidden, t_env, mode="explore"):
         """obs [B, N, O], avail [B, N, A] bool, last_actions [B, N], hidden [B, N, H] -> actions [B, N]."""
@@ -97,7 +109,8 @@ class QLearner(Learner):
     def _mix(self, mixer, qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         return qs if mixer is None else mixer(qs, states)
 
-    def train_step(self, batch, t_env, episode=None):
+    def _td(self, batch):
+        """TD errors and their mask: ``td`` [B, T] (IQL: [B, T, N]) = mask * (chosen - y), targets fixed."""
         c = self.config
         obs, state, actions = batch["obs"], batch["state"], batch["actions"]   # [B,T+1,N,O] [B,T+1,S] [B,T+1,N]
         avail_next = safe_avail(batch["avail"][:, 1:])                           # [B, T, N, A]
@@ -123,6 +136,11 @@ class QLearner(Learner):
             reward, terminated, mask = (x.unsqueeze(-1).expand_as(chosen) for x in (reward, terminated, mask))
         targets = reward + c.gamma * (1.0 - terminated) * target_max
         td = (chosen - targets.detach()) * mask
+        return td, mask, chosen, targets
+
+    def train_step(self, batch, t_env, episode=None):
+        c = self.config
+        td, mask, chosen, targets = self._td(batch)
         td_loss = (td ** 2).sum() / mask.sum().clamp(min=1.0)
         loss = td_loss + self.regularization(*self.networks())
         grad_norm = optimise(loss, self.optimiser, self.params, c.grad_norm_clip)

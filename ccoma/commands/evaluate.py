@@ -38,7 +38,7 @@ def load_overrides(config_file):
 @click.command()
 @common_options
 @click.option("--method", "-m", "methods", multiple=True,
-              help="Method(s); default the paper's six: c-coma coma qmix vdn c-qmix c-vdn.")
+              help="Method(s): <algo> (frozen), c-<algo> (continual), <algo>-explore (frozen, behaviour policy) for algo in coma qmix vdn iql mfq; default the paper's six (c-coma coma qmix vdn c-qmix c-vdn) and coma-explore.")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed(s); default by budget: smoke 0, quick 0 1, paper 0 1 2.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Job executor (default local).")
 @click.option("--workers", type=int, default=None, help="Local pool size (default: CPU cores).")

@@ -34,7 +34,9 @@ def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri
 @click.option("--checkpoint", "init_from", required=True,
               help="A ccoma checkpoint (from train or evaluate) or a policy directory (agent network only).")
 @click.option("--algo", "-a", default="coma", show_default=True, help="The learner the checkpoint holds.")
-@click.option("--mode", type=click.Choice(["frozen", "continual"]), default="continual", show_default=True)
+@click.option("--mode", type=click.Choice(["frozen", "continual", "frozen-explore"]), default="continual",
+              show_default=True, help="frozen: greedy, no learning; continual: the trainable set learns; "
+              "frozen-explore: no learning, behaviour policy (the sampling control).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, init_from, algo, mode,
            seed):

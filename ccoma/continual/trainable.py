@@ -44,8 +44,23 @@ def apply_trainable(networks: Mapping[str, nn.Module], patterns: Mapping[str, tu
     return chosen
 
 
-def count(networks: Mapping[str, nn.Module]) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    total = sum(p.numel() for net in networks.values() for p in net.parameters())
-    live = sum(p.numel() for net in networks.values() for p in net.parameters() if p.requires_grad)
-    return live, total
+def counts(networks: Mapping[str, nn.Module], patterns: Mapping[str, tuple[str, ...]] | None | bool
+           ) -> dict[str, tuple[int, int]]:
+    """{network: (trainable, total)} parameter counts under a trainable set, without changing anything.
+
+    ``patterns``: a trainable set (as :func:`apply_trainable` takes), ``True`` (everything learns,
+    training) or ``None``/``False`` (nothing learns, frozen deployments).
+    """
+    out = {}
+    for net_name, net in networks.items():
+        params = dict(net.named_parameters())
+        total = sum(p.numel() for p in params.values())
+        if patterns is True:
+            live = total
+        elif not patterns:
+            live = 0
+        else:
+            pats = patterns.get(net_name, ())
+            live = sum(p.numel() for n, p in params.items() if any(fnmatch.fnmatch(n, pat) for pat in pats))
+        out[net_name] = (live, total)
+    return out

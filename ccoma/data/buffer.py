@@ -72,6 +72,7 @@ class EpisodeBuffer:
         self.device = torch.device(device)
         self.data = allocate(self.scheme, capacity, self.slots, n_agents, self.device, float_dtype)
         self.lengths = torch.zeros(capacity, dtype=torch.int64, device=self.device)
+        self.ids = torch.zeros(capacity, dtype=torch.int64, device=self.device)  # insertion serial numbers
         self.ptr = 0
         self.size = 0
         self.episodes_in = 0
@@ -98,6 +99,7 @@ class EpisodeBuffer:
                                  f"expected {tuple(self.data[name].shape[1:])}")
             self.data[name][idx] = value.to(self.data[name].dtype)
         self.lengths[idx] = episodes["filled"].to(self.device).reshape(k, self.slots).sum(1).long()
+        self.ids[idx] = self.episodes_in + torch.arange(k, device=self.device)
         self.ptr = (self.ptr + k) % self.capacity
         self.size = min(self.size + k, self.capacity)
         self.episodes_in += k
@@ -117,7 +119,7 @@ class EpisodeBuffer:
         return self.gather(idx.to(self.device), device)
 
     def latest(self, k: int, device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
-        """The k most recently inserted episodes (for on-policy learners)."""
+        """The k most recently inserted episodes, oldest first (what on-policy learners train on)."""
         k = min(k, self.size)
         idx = (self.ptr - 1 - torch.arange(k, device=self.device)) % self.capacity
         return self.gather(idx.flip(0), device)
@@ -131,4 +133,17 @@ class EpisodeBuffer:
             if f.dtype == torch.float32 and value.dtype != torch.float32:
                 value = value.float()
             out[name] = value.to(device, non_blocking=True)
+        out["episode_id"] = self.ids[idx].to(device)  # [k]: which episodes these are (0 = first ever inserted)
         return out
+
+
+def buffer_for(learner, n_agents: int, episode_limit: int, replay_size: int, n_envs: int,
+               device: str | torch.device = "cpu") -> EpisodeBuffer:
+    """The buffer a learner's data regime asks for.
+
+    On-policy learners (``learner.on_policy``) get room for the episodes that can finish before
+    their next update (``batch_size - 1`` waiting plus one batched step of ``n_envs``); every update
+    uses those and only those. Replay learners get ``replay_size`` episodes (the run's budget).
+    """
+    capacity = learner.config.batch_size + n_envs if learner.on_policy else replay_size
+    return EpisodeBuffer(learner.scheme(), n_agents, episode_limit, capacity, device)

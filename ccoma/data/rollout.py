@@ -40,6 +40,7 @@ class Rollout:
         self.device = torch.device(env.device)
         self.scheme = learner.scheme()
         self.t_env = 0        # env steps summed over the batch
+        self.schedule_t: int | None = None   # fixed exploration step (deployment); None: follow t_env
         self.episodes = 0     # finished episodes
         self._rows = torch.arange(self.n_envs, device=self.device)
         self.store = allocate(self.scheme, self.n_envs, env.episode_limit + 1, self.n_agents, self.device)
@@ -57,6 +58,11 @@ class Rollout:
         self._obs, self._state, self._avail = self.env.get_obs(), self.env.get_state(), self.env.get_avail_actions()
         self.pending = 0  # finished episodes not yet paid for by an update (dropped episodes owe nothing)
 
+    @property
+    def schedule_step(self) -> int:
+        """The step the learner's exploration schedule is read at."""
+        return self.t_env if self.schedule_t is None else self.schedule_t
+
     def _write(self, rows: torch.Tensor, t: torch.Tensor, values: dict) -> None:
         for name, value in values.items():
             if name in self.store:
@@ -66,7 +72,7 @@ class Rollout:
         """One batched step; returns the stats of episodes that finished in it ([k] each)."""
         learner = self.learner
         obs, avail = learner.to_device(self._obs), learner.to_device(self._avail)
-        actions, self.hidden = learner.act(obs, avail, self.last_actions, self.hidden, self.t_env, self.mode)
+        actions, self.hidden = learner.act(obs, avail, self.last_actions, self.hidden, self.schedule_step, self.mode)
         env_actions = actions.to(self.device)
         if self.buffer is not None:
             self._write(self._rows, self.t, {"obs": self._obs, "state": self._state,
@@ -109,8 +115,11 @@ class Rollout:
 
     def run(self, env_steps: int, learn: bool = True, batch_size: int | None = None,
             episodes_per_update: int | None = None, on_train=None) -> dict[str, torch.Tensor]:
-        """Collect at least ``env_steps`` env steps, training every ``episodes_per_update`` episodes.
+        """Collect at least ``env_steps`` env steps, training as the learner's data regime says.
 
+        Replay learners train every ``episodes_per_update`` finished episodes on ``batch_size`` episodes
+        sampled from the buffer. On-policy learners (``learner.on_policy``) train once at least
+        ``batch_size`` new episodes are in, on exactly the episodes finished since their last update.
         Defaults come from the learner's config. ``on_train(info, t_env)`` sees every update's losses.
         Finished episodes not yet used for an update carry over to the next call (``reset`` clears
         them). The episode count handed to the learner (for episode-based target updates) is the
@@ -120,18 +129,26 @@ class Rollout:
         cfg = self.learner.config
         batch_size = batch_size or cfg.batch_size
         per_update = episodes_per_update or cfg.episodes_per_update
+        on_policy = getattr(self.learner, "on_policy", False)
         parts, target = [], self.t_env + env_steps
         while self.t_env < target:
             stats = self.step()
             if stats["won"].numel():
                 parts.append(stats)
                 self.pending += stats["won"].numel()
-            while (learn and self.buffer is not None and self.pending >= per_update
-                   and self.buffer.can_sample(batch_size)):
-                self.pending -= per_update
-                batch = self.buffer.sample(batch_size, device=self.learner.device)
-                episode = self.learner.episodes_seen + per_update
-                info = self.learner.train_step(batch, self.t_env, episode=episode)
+            while learn and self.buffer is not None:
+                if on_policy:  # every episode since the last update, once; nothing older
+                    if self.pending < batch_size:
+                        break
+                    used, self.pending = min(self.pending, len(self.buffer)), 0
+                    batch = self.buffer.latest(used, device=self.learner.device)
+                else:
+                    if self.pending < per_update or not self.buffer.can_sample(batch_size):
+                        break
+                    used, self.pending = per_update, self.pending - per_update
+                    batch = self.buffer.sample(batch_size, device=self.learner.device)
+                episode = self.learner.episodes_seen + used
+                info = self.learner.train_step(batch, self.schedule_step, episode=episode)
                 if on_train is not None:
                     on_train(info, self.t_env)
         return cat_stats(parts)

@@ -30,3 +30,28 @@ def matrix_row(spec, scenario, learner, state: StageState, episodes: int) -> Non
                          (f"eval/{phase}/return", row["return"][phase], state.t)]
     torch.set_rng_state(rng)
     state.evals.append(row)
+
+
+def test_point(spec, scenario, learner, state: StageState, episodes: int) -> None:
+    """One point of the greedy test curve (the headline metric, as pymarl's test win rate).
+
+    ``episodes`` greedy episodes from the deployment's distribution at the current step, one per
+    environment. The worlds depend only on the run seed and the point's index, never on the method
+    or its learning, so every method of a seed is tested on the same episodes.
+    """
+    from ccoma.data.rollout import evaluate
+
+    index = len(state.tests["steps"])
+    seed = seed_for(spec.seed, "test") * 1000 + index
+    source = scenario.source("deploy", seed=seed)
+    source.set_step(state.t)
+    env = make_env(spec, scenario, source, min(episodes, 64), seed, compile=False)
+    rng = torch.get_rng_state()
+    stats = evaluate(env, learner, episodes)
+    torch.set_rng_state(rng)
+    win = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
+    ret = float(stats["return"].mean()) if stats["return"].numel() else 0.0
+    state.tests["steps"].append(state.t)
+    state.tests["win_rate"].append(win)
+    state.tests["return"].append(ret)
+    state.points += [("deploy/test/win_rate", win, state.t), ("deploy/test/return", ret, state.t)]

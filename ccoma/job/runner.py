@@ -22,6 +22,8 @@ from ccoma.job.spec import JobSpec, job_dir, progress_file, stages
 from ccoma.job.state import StageState
 from ccoma.seeds import seed_for
 
+FINAL_LEVEL = 10 ** 12  # a schedule step past every anneal: the exploration schedule's final level
+
 
 class Job:
     def __init__(self, spec: JobSpec):
@@ -38,9 +40,7 @@ class Job:
         self.ckpt_path = self.dir / "checkpoint.pt"
         self.tracker = Tracker(spec.tracking_uri or None)
         if spec.parent_run_id:
-            from ccoma.tracking import Run
-
-            self.parent = Run(self.tracker, self.tracker.client.get_run(spec.parent_run_id), resumed=True)
+            self.parent = self.tracker.open_run(spec.parent_run_id)
         else:
             self.parent = self.tracker.evaluate_run(spec.scenario, spec.run_key, backend=spec.backend,
                                                     budget=spec.budget_name)
@@ -52,25 +52,37 @@ class Job:
         self.env_info = probe.get_env_info()
         self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
         self.states = [StageState(s) for s in stages(spec)]
-        self.trained = self._initial_weights(spec.init_from) if spec.init_from else None
+        # the trained weights, and the exploration-schedule step at which training ended
+        self.trained, self.trained_t = self._initial_weights(spec.init_from) if spec.init_from else (None, 0)
         self.stage_index = 0
+        self._log_method_params()
 
-    def _initial_weights(self, path: str) -> dict:
-        """Trained weights from a ccoma checkpoint, or the agent network of a policy directory
-        (other networks - critic, mixer - then start fresh)."""
+    def _log_method_params(self) -> None:
+        """Each method's parameter budget and exploration, as MLflow params (the report prints them)."""
+        for mode, run in self.runs.items():
+            kind = "train" if all(s.stage.is_train for s in self.states) else mode
+            params = strategy.parameter_counts(self.learner, kind, self.spec.continual)
+            params["exploration"] = strategy.exploration_text(self.learner, mode, self.trained_t or
+                                                              self.spec.budget.train_steps)
+            run.log_params(params)
+
+    def _initial_weights(self, path: str) -> tuple[dict, int]:
+        """(trained weights, exploration step at the end of training) from a ccoma checkpoint, or the
+        agent network of a policy directory (other networks - critic, mixer - then start fresh; its
+        exploration is the schedule's final level)."""
         from ccoma.errors import CcomaError
 
         p = Path(path)
         if p.is_dir():
             agent = torch.load(p / "agent.pt", map_location="cpu", weights_only=True)
             self.learner.networks()["agent"].load_state_dict(agent)
-            return self.learner.state_dict()
+            return self.learner.state_dict(), FINAL_LEVEL
         state = ckpt.load(p)
         if state.get("algo") != self.spec.algo:
             raise CcomaError(f"checkpoint {p} holds a '{state.get('algo')}' learner, not '{self.spec.algo}' (--algo)")
         if not state.get("trained"):
             raise CcomaError(f"checkpoint {p} holds no finished training stage")
-        return state["trained"]
+        return state["trained"], int(state.get("trained_t", FINAL_LEVEL))
 
     # ------------------------------------------------------------------------------ plumbing
     def _run_of(self, state: StageState):
@@ -94,7 +106,7 @@ class Job:
         state = {"format": "ccoma-checkpoint-1", "algo": self.spec.algo, "stage_index": self.stage_index,
                  "stage": stage.state(), "learner": self.learner.state_dict(), "rng": rng,
                  "buffer": ckpt.buffer_state(buffer) if buffer is not None else {},
-                 "trained": self.trained or {}, "done": [s.state() for s in self.states[: self.stage_index]]}
+                 "trained": self.trained or {}, "trained_t": self.trained_t, "done": [s.state() for s in self.states[: self.stage_index]]}
         ckpt.save(state, self.ckpt_path)
 
     def resume(self) -> dict | None:
@@ -107,6 +119,7 @@ class Job:
             raise CcomaError(f"checkpoint {self.ckpt_path} holds a '{state.get('algo')}' learner, not '{self.spec.algo}'")
         self.stage_index = int(state["stage_index"])
         self.trained = state["trained"] or None
+        self.trained_t = int(state.get("trained_t", FINAL_LEVEL if self.trained else 0))
         for s, sd in zip(self.states, state["done"]):
             s.load(sd)
         return state
@@ -125,26 +138,30 @@ class Job:
         return self._finish()
 
     def _buffer(self):
-        from ccoma.data.buffer import EpisodeBuffer
+        """The learner's data regime: on-policy learners see only new episodes; replay ones the budget's."""
+        from ccoma.data.buffer import buffer_for
 
-        return EpisodeBuffer(self.learner.scheme(), self.env_info["n_agents"], self.env_info["episode_limit"],
-                             self.spec.budget.buffer_size, self.spec.device)
+        b = self.spec.budget
+        return buffer_for(self.learner, self.env_info["n_agents"], self.env_info["episode_limit"], b.buffer_size,
+                          b.n_envs, self.spec.device)
 
     def _run_stage(self, stage: StageState, saved: dict | None) -> None:
         from ccoma.data.rollout import Rollout
 
         spec, s = self.spec, stage.stage
         strategy.prepare(self.learner, s, spec.continual, self.trained)
-        act = strategy.acting(s, spec.continual, spec.budget.train_steps)
+        act = strategy.acting(s, spec.continual, self.trained_t)
         buffer = self._buffer() if act.learn else None
         kind = "train" if s.is_train else "deploy"
         source = self.scenario.source(kind, seed=spec.seed)
         env = make_env(spec, self.scenario, source, spec.budget.n_envs, seed_for(spec.seed, f"{kind}_env"))
         if s.mode == "continual":
-            strategy.anchor(self.learner, spec.continual, self._fisher_episodes)  # on a fresh start and a resume
+            # on a fresh start and a resume alike, toward the trained weights
+            strategy.anchor(self.learner, spec.continual, self._fisher_episodes, self.trained_t)
         if saved is not None:
             self.learner.load_state_dict(saved["learner"])
         rollout = Rollout(env, self.learner, buffer, mode=act.mode)
+        rollout.schedule_t = act.schedule_t
         if saved is not None:
             if buffer is not None and saved["buffer"]:
                 ckpt.load_buffer_state(buffer, saved["buffer"])
@@ -167,14 +184,16 @@ class Job:
         n_chunks = -(-stage.steps // chunk)
         ckpt_every = max(1, n_chunks // b.checkpoints)
         eval_every = max(1, n_chunks // b.eval_points)
+        test_every = max(1, n_chunks // b.test_points)
         if not s.is_train and not stage.evals:
             evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)
+            evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes)
             if s.mode == "continual":
                 self._render(stage, "before")
         while stage.t < stage.steps:
             i = stage.t // chunk
             source.set_step(stage.t)
-            rollout.t_env = act.t_offset + stage.t
+            rollout.t_env = stage.t
             losses: dict[str, list[float]] = {}
 
             def on_train(info, t_env):
@@ -189,12 +208,14 @@ class Job:
             last = stage.t >= stage.steps
             if not s.is_train and ((i + 1) % eval_every == 0 or last):
                 evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)
+            if not s.is_train and ((i + 1) % test_every == 0 or last):
+                evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes)
             if (i + 1) % ckpt_every == 0 or last:
                 rng = ckpt.rng_state(env)  # a resume restores this, then resets as we do now
                 source.set_step(stage.t)
                 rollout.reset()
                 if last and s.is_train:
-                    self.trained = self.learner.state_dict()
+                    self.trained, self.trained_t = self.learner.state_dict(), stage.steps
                 self._save(stage, rng, buffer)
                 self._flush(stage)
 
@@ -210,7 +231,8 @@ class Job:
         need = self.learner.config.batch_size
         buf = EpisodeBuffer(self.learner.scheme(), self.env_info["n_agents"], self.env_info["episode_limit"],
                             need * 2, spec.device)
-        roll = Rollout(env, self.learner, buf, mode="greedy")
+        roll = Rollout(env, self.learner, buf, mode="explore")   # the deployed behaviour policy
+        roll.schedule_t = self.trained_t
         while len(buf) < need:
             roll.step()
         return lambda: buf.sample(need)
@@ -236,7 +258,7 @@ class Job:
                 run.set_tags(tags)
             run.finish("finished")
             out["methods"][method] = {"run_id": run.run_id, "mode": mode, "series": stage.series,
-                                      "evals": stage.evals, "cl": cl}
+                                      "test": stage.tests, "evals": stage.evals, "cl": cl}
         return out
 
 

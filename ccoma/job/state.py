@@ -20,6 +20,7 @@ class StageState:
         self.points: list[tuple[str, float, int]] = []     # pending metric points
         self.series: dict[str, list] = {"steps": [], "win_rate": [], "return": []}   # online
         self.evals: list[dict] = []   # performance matrix rows {"step", "win_rate": {phase: v}, "return": {...}}
+        self.tests: dict[str, list] = {"steps": [], "win_rate": [], "return": []}   # greedy test curve
 
     # names kept for the checkpoint format and for code that reads a stage's name/steps
     @property
@@ -32,13 +33,15 @@ class StageState:
 
     def state(self) -> dict:
         return {"name": self.name, "steps": self.steps, "t": self.t, "window": [list(w) for w in self.window],
-                "series": self.series, "evals": self.evals, "points": [list(p) for p in self.points]}
+                "series": self.series, "evals": self.evals, "tests": self.tests,
+                "points": [list(p) for p in self.points]}
 
     def load(self, sd: dict) -> None:
         self.t = int(sd["t"])
         self.window.clear()
         self.window.extend(tuple(w) for w in sd["window"])
         self.series, self.evals = sd["series"], sd["evals"]
+        self.tests = sd.get("tests", {"steps": [], "win_rate": [], "return": []})
         self.points = [(str(k), float(v), int(s)) for k, v, s in sd.get("points", [])]
 
     def record_episodes(self, stats: dict) -> None:

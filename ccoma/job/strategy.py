@@ -2,7 +2,9 @@
 
 Training: everything learns, with the behaviour policy on the learner's own exploration schedule.
 Deployment: the trained weights, then per mode (see :mod:`ccoma.job.spec`) which parameters learn
-(none, or the trainable set) and which policy acts (greedy or behaviour).
+(none, or the trainable set) and which policy acts (greedy or behaviour). A behaviour policy at
+deployment explores at the level the learner had reached when its training ended, whatever the
+deployment's budget (the level is stored with the trained weights).
 """
 from __future__ import annotations
 
@@ -18,16 +20,18 @@ from ccoma.run_config import ContinualConfig
 class Acting:
     """How a stage acts and learns."""
 
-    mode: str         # "explore" (behaviour policy) or "greedy"
+    mode: str                 # "explore" (behaviour policy) or "greedy"
     learn: bool
-    t_offset: int     # added to the stage's step to give the learner's schedule step
+    schedule_t: int | None    # the exploration schedule's step: None = follow the stage's steps (training);
+                              # a deployment holds the level the learner reached when training ended
 
 
-def acting(stage: Stage, continual: ContinualConfig, train_steps: int) -> Acting:
+def acting(stage: Stage, continual: ContinualConfig, trained_t: int) -> Acting:
+    """How ``stage`` acts; ``trained_t`` is the schedule step at which the learner's training ended."""
     if stage.is_train:
-        return Acting("explore", True, 0)
+        return Acting("explore", True, None)
     explore = stage.mode == "frozen-explore" or (stage.mode == "continual" and continual.explore)
-    return Acting("explore" if explore else "greedy", stage.learns, train_steps)
+    return Acting("explore" if explore else "greedy", stage.learns, trained_t)
 
 
 def prepare(learner, stage: Stage, continual: ContinualConfig, trained: dict | None) -> None:
@@ -43,13 +47,34 @@ def prepare(learner, stage: Stage, continual: ContinualConfig, trained: dict | N
         set_all(learner.networks(), False)
 
 
-def anchor(learner, continual: ContinualConfig, fisher_episodes=None) -> None:
+def parameter_counts(learner, mode: str, continual: ContinualConfig) -> dict[str, int]:
+    """MLflow params: trainable and total parameter counts of a deployment mode, per network too."""
+    from ccoma.continual.trainable import counts
+
+    patterns = continual.trainable if mode == "continual" else (True if mode == "train" else None)
+    per = counts(learner.networks(), patterns)
+    out = {"params.trainable": sum(a for a, _ in per.values()), "params.total": sum(b for _, b in per.values())}
+    out.update({f"params.trainable.{n}": a for n, (a, _) in per.items()})
+    out.update({f"params.total.{n}": b for n, (_, b) in per.items()})
+    return out
+
+
+def exploration_text(learner, mode: str, trained_t: int) -> str:
+    """The exploration a mode's behaviour policy used, in words (logged as a param)."""
+    schedule = learner.exploration_schedule()
+    if mode in ("frozen",):
+        return f"greedy (trained with {schedule})"
+    return f"{schedule}; deployed at {learner.exploration(trained_t):.4g} (the level when training ended)"
+
+
+def anchor(learner, continual: ContinualConfig, fisher_episodes=None, schedule_t: int = 0) -> None:
     """Attach the anchor toward the current (trained) weights. ``fisher_episodes()`` returns a
-    callable that samples a batch of training-distribution episodes (EWC only)."""
+    callable that samples a batch of training-distribution episodes played by the deployed behaviour
+    policy (EWC only); ``schedule_t`` is that policy's exploration step."""
     if continual.anchor == "none":
         return
     fisher = None
     if continual.anchor == "ewc":
         sample = fisher_episodes()
-        fisher = anchors.fisher_diagonal(learner, sample, continual.fisher_batches)
+        fisher = anchors.fisher_diagonal(learner, sample, continual.fisher_batches, t_env=schedule_t)
     anchors.attach(learner, continual.anchor, continual.anchor_weight, fisher)

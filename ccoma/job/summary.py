@@ -27,7 +27,8 @@ def phase_windows(scenario, phases: list[str]) -> dict[str, tuple[int, int]]:
 
 
 def cl_summary(scenario, state: StageState, deploy_steps: int) -> tuple[dict[str, float], dict[str, str]]:
-    """(metrics, tags): performance-matrix metrics and the recovery after each shift."""
+    """(metrics, tags): performance-matrix metrics, and the recovery after each shift measured on the
+    greedy test curve (the same measure for every method)."""
     from ccoma.continual.metrics import cl_metrics, recovery_steps
 
     phases = list(scenario.deploy_phases)
@@ -36,7 +37,7 @@ def cl_summary(scenario, state: StageState, deploy_steps: int) -> tuple[dict[str
     cl = cl_metrics(matrix, steps, phases, phase_windows(scenario, phases))
     tags = {}
     for name, at in shifts(scenario, deploy_steps).items():
-        rec, level = recovery_steps(state.series["steps"], state.series["win_rate"], at, window=max(1, at))
+        rec, level = recovery_steps(state.tests["steps"], state.tests["win_rate"], at, window=max(1, at))
         cl[f"pre_shift_win_rate/{name}"] = level
         if rec is None:
             tags[f"ccoma.recovered.{name}"] = "false"

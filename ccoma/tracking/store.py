@@ -277,8 +277,8 @@ class Tracker:
     def method_run(self, parent: Run, *, method: str, algo: str, mode: str, seed: int,
                    params: Mapping[str, Any] | Any = None) -> Run:
         """Open (or reopen) the child run of one (method, seed); its status becomes running."""
-        if mode not in ("frozen", "continual"):
-            raise CcomaError(f"mode must be frozen or continual, not {mode!r}")
+        if mode not in ("frozen", "continual", "frozen-explore", "reference"):
+            raise CcomaError(f"mode must be frozen, continual, frozen-explore or reference, not {mode!r}")
         existing = self.find_method_run(parent, method, seed)
         if existing is not None:
             run = Run(self, self._reopen(self.client.get_run(existing.run_id)), resumed=True)

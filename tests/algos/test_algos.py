@@ -40,9 +40,9 @@ def setup(algo, env_name, **overrides):
     torch.manual_seed(0)
     env = ENVS[env_name]()
     small = 2 if env_name == "sim" else 4  # sim episodes are long (up to 60 steps on 3m)
-    cfg = {"batch_size": small, "buffer_size": 16, "episodes_per_update": 1, **overrides}
+    cfg = {"batch_size": small, "episodes_per_update": 1, **overrides}
     learner = registry.make(algo, env.get_env_info(), "cpu", cfg)
-    buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, learner.config.buffer_size)
+    buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, 16)
     return env, learner, buf
 
 
@@ -170,7 +170,7 @@ def test_evaluate_does_not_write_or_learn():
 @pytest.mark.parametrize("algo", ALGOS)
 def test_cuda_act_and_learn(algo):
     env = TwoStepGame(4, device="cuda")
-    learner = registry.make(algo, env.get_env_info(), "cuda", {"batch_size": 4, "buffer_size": 8})
+    learner = registry.make(algo, env.get_env_info(), "cuda", {"batch_size": 4})
     buf = EpisodeBuffer(learner.scheme(), 2, 2, 8, device="cuda")
     info = learner.train_step(fill(env, learner, buf), t_env=0)
     assert all(v == v for v in info.values())

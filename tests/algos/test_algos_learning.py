@@ -29,7 +29,7 @@ def train(algo, seed=0, env_steps=16_000):
     env = TwoStepGame(n_envs=16)
     learner = registry.make(algo, env.get_env_info(), "cpu", {
         "epsilon_start": 1.0, "epsilon_finish": 1.0, "episodes_per_update": 2})
-    buf = EpisodeBuffer(learner.scheme(), 2, 2, learner.config.buffer_size)
+    buf = EpisodeBuffer(learner.scheme(), 2, 2, 5000)
     Rollout(env, learner, buf).run(env_steps)
     return learner
 
@@ -69,6 +69,6 @@ def test_other_methods_learn_something_on_the_two_step_game(algo):
     torch.manual_seed(0)
     env = TwoStepGame(n_envs=16)
     learner = registry.make(algo, env.get_env_info(), "cpu", {"episodes_per_update": 4})
-    buf = EpisodeBuffer(learner.scheme(), 2, 2, learner.config.buffer_size)
+    buf = EpisodeBuffer(learner.scheme(), 2, 2, 5000)
     Rollout(env, learner, buf).run(4_000)
     assert greedy_return(learner).mean() >= 7.0

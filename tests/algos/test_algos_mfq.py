@@ -29,7 +29,7 @@ def test_mfq_runs_on_25m_and_fits_its_batch():
     spec = dataclasses.replace(load_map("25m"), episode_limit=25)   # short episodes: a few hundred steps in all
     env = sim.SimEnv(spec, n_envs=4, seed=0)
     info = env.get_env_info()
-    learner = registry.make("mfq", info, "cpu", {"batch_size": 8, "buffer_size": 16, "episodes_per_update": 4})
+    learner = registry.make("mfq", info, "cpu", {"batch_size": 8, "episodes_per_update": 4})
     assert learner.visible_index is not None and len(learner.visible_index) == 24
     buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, 16)
     rollout = Rollout(env, learner, buf)

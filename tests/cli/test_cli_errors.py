@@ -92,3 +92,41 @@ def test_help_is_fast_and_lists_commands(tmp_path):
 def test_bad_budget_key_in_config_file(tmp_path):
     (tmp_path / "c.yaml").write_text("budget: {n_envz: 3}\n")
     one_line_error(run(["evaluate", "--budget", "smoke", "--config", "c.yaml"], tmp_path), "budget.n_envz")
+
+
+@pytest.mark.parametrize("config,needles", [
+    ("algo: {qmix: {nope: 1}}", ["c.yaml", "algo.qmix.nope"]),
+    ("algo: {qmax: {lr: 0.1}}", ["c.yaml", "unknown algorithm 'qmax'"]),
+    ("algo: {coma: {lr: fast}}", ["c.yaml", "algo.coma.lr"]),
+    ("sim: {nope: 1}", ["c.yaml", "sim.nope"]),
+    ("continual: {trainable: {agent: ['zzz*']}}", ["continual.trainable", "zzz*"]),
+    ("device: tpu", ["--device", "tpu"]),
+])
+def test_bad_override_fails_before_any_run_is_logged(tmp_path, monkeypatch, config, needles):
+    """Every override is checked by resolve: one line naming the key, exit 2, no MLflow store created."""
+    from click.testing import CliRunner
+
+    from ccoma.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(config + "\n")
+    res = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", "c-coma", "-m", "c-qmix",
+                                   "--config", "c.yaml"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and all(n in lines[0] for n in needles), res.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "ccoma_runs").exists()
+
+
+def test_cuda_device_without_cuda_fails_before_any_run(tmp_path, monkeypatch):
+    import torch
+    from click.testing import CliRunner
+
+    from ccoma.cli import cli
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", "qmix", "--device", "cuda"])
+    assert res.exit_code == 2 and "CUDA is not available" in res.stderr
+    assert not (tmp_path / "mlflow.db").exists()

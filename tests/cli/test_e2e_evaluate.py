@@ -36,12 +36,15 @@ def check_store(uri, methods, scenario="shifting_spawn"):
     for m in methods:
         for seed in sorted(frame[frame.method == m].seed.astype(int).unique()):
             for key in ("train/win_rate", "train/return", "deploy/win_rate", "deploy/return",
+                        "deploy/test/win_rate", "deploy/test/return",
                         "eval/known_sites/win_rate", "eval/new_sites/win_rate", "cl/avg_performance"):
                 assert series(frame, m, key, seed), f"{m} seed {seed} has no {key}"
             steps = [s for s, _ in series(frame, m, "deploy/win_rate", seed)]
             assert steps == sorted(set(steps)) and steps[-1] == 3000
             evals = [s for s, _ in series(frame, m, "eval/new_sites/win_rate", seed)]
             assert evals[0] == 0 and evals[-1] == 3000
+            tests = [s for s, _ in series(frame, m, "deploy/test/win_rate", seed)]
+            assert tests[0] == 0 and tests[-1] == 3000 and len(tests) >= 7
     tracker = Tracker(uri)
     runs = tracker.reader.load_runs(scenario)
     assert set(runs.status) == {"finished"}
@@ -80,10 +83,34 @@ def predict_champion(uri, name):
 def test_evaluate_smoke_sqlite(smoke_evaluate):
     assert "6 jobs finished, 0 failed" in smoke_evaluate.stdout
     assert (smoke_evaluate.root / "mlflow.db").exists()
-    check_store(smoke_evaluate.uri, ["c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn"])
-    # every job reported its progress for the bar: train + frozen + continual deployment, all done
-    reports = [json.loads(p.read_text()) for p in smoke_evaluate.root.glob("ccoma_runs/*/*-seed*/progress.json")]
-    assert len(reports) == 6 and all(r == {"done": 9000, "total": 9000} for r in reports), reports
+    frame = check_store(smoke_evaluate.uri, ["c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn", "coma-explore"])
+    # every job reported its progress for the bar: train + each deployment, all done (COMA also
+    # deploys coma-explore, the sampling control)
+    paths = list(smoke_evaluate.root.glob("ccoma_runs/*/*-seed*/progress.json"))
+    reports = {p.parent.name: json.loads(p.read_text()) for p in paths}
+    assert len(reports) == 6, reports
+    for job, r in reports.items():
+        total = 12000 if job.startswith("coma-") else 9000
+        assert r == {"done": total, "total": total}, (job, r)
+    # C-COMA and frozen COMA start their deployments from the same weights, tested greedily on the
+    # same episodes: their first test points are identical
+    for seed in (0, 1):
+        first = {m: series(frame, m, "deploy/test/win_rate", seed)[0] for m in ("coma", "c-coma", "coma-explore")}
+        assert first["coma"] == first["c-coma"] == first["coma-explore"], first
+
+
+def test_every_method_the_cli_lists_runs_end_to_end(tmp_path):
+    """One smoke evaluate over every registered method: no failed job, every model served."""
+    from ccoma.algos.registry import methods
+
+    names = list(methods())
+    args = ["evaluate", "--budget", "smoke", "--no-report", "--workers", "2", "--seed", "0"]
+    res = ccoma(args + [a for m in names for a in ("-m", m)], tmp_path, timeout=900)
+    assert "5 jobs finished, 0 failed" in res.stdout, res.stdout
+    frame = check_store(f"sqlite:///{tmp_path / 'mlflow.db'}", names)
+    assert set(frame.method) == set(names)
+    predict_champion(f"sqlite:///{tmp_path / 'mlflow.db'}", "ccoma-shifting_spawn-mfq")
+    predict_champion(f"sqlite:///{tmp_path / 'mlflow.db'}", "ccoma-shifting_spawn-c-mfq")
 
 
 def test_evaluate_smoke_server(tmp_path, mlflow_server):

@@ -173,7 +173,7 @@ def test_resume_from_learner_state_continues_identically(algo):
     """Learner state + buffer + RNG at a reset barrier are all a resumed run needs."""
     torch.manual_seed(0)
     env = CountingEnv([2, 3, 4])
-    learner = registry.make(algo, env.get_env_info(), "cpu", {"batch_size": 4, "buffer_size": 8,
+    learner = registry.make(algo, env.get_env_info(), "cpu", {"batch_size": 4,
                                                                "episodes_per_update": 2, "target_update_interval": 3})
     buf = EpisodeBuffer(learner.scheme(), 2, LIMIT, 8)
     rollout = Rollout(env, learner, buf)
