@@ -45,11 +45,15 @@ def _run_key(cfg: RunConfig, resume: bool) -> str:
 
 def job_specs(cfg: RunConfig, run_key: str, params: dict) -> list:
     from ccoma.job import JobSpec
+    from ccoma.run_config import reference_stage
+    from ccoma.scenarios import load_scenario
 
+    reference = reference_stage(cfg, load_scenario(cfg.scenario))
     return [JobSpec(scenario=cfg.scenario, algo=j["algo"], seed=j["seed"], methods=j["methods"],
                     budget=cfg.budget, continual=cfg.continual, algo_overrides=dict(cfg.algo), sim=dict(cfg.sim),
                     device=check_device(cfg.device), tracking_uri=cfg.tracking_uri, run_key=run_key,
-                    budget_name=cfg.budget_name, backend=BACKEND, params=params, run_dir=cfg.run_dir)
+                    budget_name=cfg.budget_name, backend=BACKEND, params=params, run_dir=cfg.run_dir,
+                    reference=reference)
             for j in jobs(cfg)]
 
 
@@ -99,8 +103,8 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
                 else:
                     results.append(res)
                     echo(f"\n  {spec.algo} seed {spec.seed}: done in {res['seconds']:.0f} s - " + ", ".join(
-                        f"{m} greedy test win {_mean(r.get('test', {}).get('win_rate', [])):.2f}"
-                        for m, r in res["methods"].items()))
+                        f"{m} greedy test win {_mean(r['test']['win_rate']):.2f}"
+                        for m, r in res["methods"].items() if r.get("test", {}).get("win_rate")))
     except KeyboardInterrupt:
         parent.finish("interrupted")
         raise

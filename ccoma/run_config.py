@@ -98,6 +98,9 @@ class RunConfig:
     tracking_uri: str = doc("MLflow tracking URI ('' = sqlite:///mlflow.db in the working directory).", "")
     run_dir: str = doc("Where checkpoints and run files go.", "ccoma_runs")
     report: bool = doc("Write the comparison report at the end.", True)
+    reference: bool = doc("Also train, per learner and seed, a from-scratch reference on the first unseen "
+                          "deployment phase for as many steps as it lasts (method <algo>-reference): the "
+                          "baseline of forward transfer.", False)
 
 
 def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=None,
@@ -135,6 +138,7 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
     cfg = dataclasses.replace(cfg, scenario=scenario_name, methods=methods, seeds=seeds,
                               budget_name=budget_name, budget=budget, **fields)
     check(cfg, scenario, where)
+    reference_stage(cfg, scenario)
     return cfg
 
 
@@ -189,4 +193,21 @@ def jobs(cfg: RunConfig) -> list[dict]:
             algo, mode = method(m)
             job = out.setdefault((algo, seed), {"algo": algo, "seed": seed, "methods": {}})
             job["methods"][mode] = m
+    if cfg.reference:
+        from ccoma.algos.registry import REFERENCE_NAME
+
+        for job in out.values():
+            job["methods"]["reference"] = REFERENCE_NAME.format(algo=job["algo"])
     return list(out.values())
+
+
+def reference_stage(cfg: RunConfig, scenario) -> tuple:
+    """(phase, steps) of the from-scratch reference: the first deployment phase never seen in training,
+    for the deployment steps from ``unseen_from`` to the end; () without --reference."""
+    if not cfg.reference:
+        return ()
+    scaled = scenario.rescaled(cfg.budget.train_steps, cfg.budget.deploy_steps)
+    unseen = [p for p in scaled.deploy_phases if p not in scaled.train_phases]
+    if not unseen or scaled.unseen_from is None:
+        raise ConfigError("--reference", f"scenario '{cfg.scenario}' has no deployment phase unseen in training")
+    return unseen[0], int(cfg.budget.deploy_steps - scaled.unseen_from)

@@ -51,6 +51,7 @@ REGISTRY: dict[str, AlgoSpec] = {s.name: s for s in (
 
 # deployment mode -> how a method name is formed from the learner's name
 MODE_NAMES = {"frozen": "{algo}", "continual": "c-{algo}", "frozen-explore": "{algo}-explore"}
+REFERENCE_NAME = "{algo}-reference"   # `evaluate --reference`: a from-scratch learner on the unseen phase
 PAPER_METHODS = ("c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn")
 # what `ccoma evaluate` runs by default: the paper's six and the sampling control beside C-COMA
 DEFAULT_METHODS = PAPER_METHODS + ("coma-explore",)

@@ -46,8 +46,11 @@ def load_overrides(config_file):
 @click.option("--run-dir", default=None, help="Checkpoints and run files (default ./ccoma_runs).")
 @click.option("--resume", is_flag=True, help="Continue the last interrupted run of this configuration.")
 @click.option("--report/--no-report", default=None, help="Write the comparison report at the end (default on).")
+@click.option("--reference", is_flag=True, default=None,
+              help="Also train from-scratch references on the unseen phase (<algo>-reference runs), so the "
+                   "report can give forward transfer.")
 def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, methods, seeds,
-             executor, workers, ray_address, run_dir, resume, report):
+             executor, workers, ray_address, run_dir, resume, report, reference):
     """Train each method, deploy it frozen or still learning into the changing world, and report.
 
     Example: ccoma evaluate --scenario shifting_spawn --budget quick
@@ -58,7 +61,8 @@ def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_
     cfg = resolve(scenario, budget, methods=methods, seeds=seeds, train_steps=train_steps,
                   deploy_steps=deploy_steps, overrides=load_overrides(config_file),
                   where=config_file or "config", tracking_uri=tracking_uri, device=device, executor=executor,
-                  workers=workers, ray_address=ray_address, run_dir=run_dir, report=report)
+                  workers=workers, ray_address=ray_address, run_dir=run_dir, report=report,
+                  reference=reference)
     out = run_evaluate(cfg, resume=resume)
     click.echo(f"parent run {out['run_id']} (run key {out['run_key']}); "
                f"{len(out['results'])} jobs finished, {len(out['failed'])} failed")

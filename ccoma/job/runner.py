@@ -51,6 +51,7 @@ class Job:
                          compile=False)
         self.env_info = probe.get_env_info()
         self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
+        self.initial = self.learner.state_dict()   # untrained weights: a from-scratch reference starts here
         self.states = [StageState(s) for s in stages(spec)]
         # the trained weights, and the exploration-schedule step at which training ended
         self.trained, self.trained_t = self._initial_weights(spec.init_from) if spec.init_from else (None, 0)
@@ -64,6 +65,8 @@ class Job:
             params = strategy.parameter_counts(self.learner, kind, self.spec.continual)
             params["exploration"] = strategy.exploration_text(self.learner, mode, self.trained_t or
                                                               self.spec.budget.train_steps)
+            if mode == "reference":
+                params["reference.phase"], params["reference.steps"] = self.spec.reference
             run.log_params(params)
 
     def _initial_weights(self, path: str) -> tuple[dict, int]:
@@ -149,11 +152,14 @@ class Job:
         from ccoma.data.rollout import Rollout
 
         spec, s = self.spec, stage.stage
-        strategy.prepare(self.learner, s, spec.continual, self.trained)
+        strategy.prepare(self.learner, s, spec.continual, self.trained, self.initial)
         act = strategy.acting(s, spec.continual, self.trained_t)
         buffer = self._buffer() if act.learn else None
         kind = "train" if s.is_train else "deploy"
-        source = self.scenario.source(kind, seed=spec.seed)
+        if s.is_reference:  # only the unseen phase, from its first step
+            source = self.scenario.phase_source(spec.reference[0], seed=seed_for(spec.seed, "deploy_env"))
+        else:
+            source = self.scenario.source(kind, seed=spec.seed)
         env = make_env(spec, self.scenario, source, spec.budget.n_envs, seed_for(spec.seed, f"{kind}_env"))
         if s.mode == "continual":
             # on a fresh start and a resume alike, toward the trained weights
@@ -172,7 +178,7 @@ class Job:
             rollout.reset()
             self._flush(stage)  # points saved with the checkpoint; the tracker skips those it holds
         self._loop(stage, env, source, rollout, buffer, act)
-        if not s.is_train:
+        if not s.is_train and not s.is_reference:
             if s.mode == "continual":
                 self._render(stage, "after")
             artifacts.register(spec, self.scenario, self.learner, self.env_info, stage, self.dir, self.tracker,
@@ -185,9 +191,11 @@ class Job:
         ckpt_every = max(1, n_chunks // b.checkpoints)
         eval_every = max(1, n_chunks // b.eval_points)
         test_every = max(1, n_chunks // b.test_points)
+        tests = not s.is_train and not s.is_reference   # the test curve follows the deployment's schedule
         if not s.is_train and not stage.evals:
             evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)
-            evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes)
+            if tests:
+                evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes)
             if s.mode == "continual":
                 self._render(stage, "before")
         while stage.t < stage.steps:
@@ -208,7 +216,7 @@ class Job:
             last = stage.t >= stage.steps
             if not s.is_train and ((i + 1) % eval_every == 0 or last):
                 evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)
-            if not s.is_train and ((i + 1) % test_every == 0 or last):
+            if tests and ((i + 1) % test_every == 0 or last):
                 evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes)
             if (i + 1) % ckpt_every == 0 or last:
                 rng = ckpt.rng_state(env)  # a resume restores this, then resets as we do now
@@ -252,6 +260,11 @@ class Job:
         for stage in [s for s in self.states if not s.stage.is_train]:
             mode = stage.stage.mode
             method, run = self.spec.methods[mode], self.runs[mode]
+            if stage.stage.is_reference:  # its eval/<phase> curve is what forward transfer reads
+                run.finish("finished")
+                out["methods"][method] = {"run_id": run.run_id, "mode": mode, "series": stage.series,
+                                          "test": stage.tests, "evals": stage.evals, "cl": {}}
+                continue
             cl, tags = summary.cl_summary(self.scenario, stage, self.spec.budget.deploy_steps)
             run.log_series([(f"cl/{k}", v, stage.steps) for k, v in cl.items() if v == v])
             if tags:

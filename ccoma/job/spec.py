@@ -6,7 +6,10 @@ requested mode. Deployment modes:
 - ``frozen``: no learning, greedy actions (how CTDE methods are deployed);
 - ``continual``: only the trainable set keeps learning, with the behaviour (exploration) policy;
 - ``frozen-explore``: no learning, behaviour policy - the control that separates the cost of
-  sampling actions from the effect of adaptation.
+  sampling actions from the effect of adaptation;
+- ``reference`` (``evaluate --reference``): not a deployment of the trained weights but a fresh learner
+  trained from scratch only on the first unseen phase, for as many steps as that phase lasts in the
+  deployment - the baseline of forward transfer (Continual World). Its steps count from 0.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from ccoma.run_config import Budget, ContinualConfig
 
-DEPLOY_MODES = ("frozen", "continual", "frozen-explore")
+DEPLOY_MODES = ("frozen", "continual", "frozen-explore", "reference")
 
 
 @dataclasses.dataclass
@@ -40,6 +43,7 @@ class JobSpec:
     parent_run_id: str = ""     # the evaluate/train/deploy parent run this job logs under
     stages: tuple = ()          # () = train, then a deployment per requested mode; ("train",) = train only
     init_from: str = ""         # deploy from this trained checkpoint (or policy directory) instead of training
+    reference: tuple = ()       # (phase, steps) of the from-scratch reference stage, when methods has "reference"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +70,11 @@ class Stage:
 
     @property
     def learns(self) -> bool:
-        return self.kind == "train" or self.mode == "continual"
+        return self.kind == "train" or self.mode in ("continual", "reference")
+
+    @property
+    def is_reference(self) -> bool:
+        return self.mode == "reference"
 
 
 def job_dir(spec: JobSpec) -> Path:
@@ -83,7 +91,8 @@ def stages(spec: JobSpec) -> list[Stage]:
     """The stages a job runs, in order."""
     b = spec.budget
     plan = [Stage("train", "train", b.train_steps)] + [
-        Stage("deploy", mode, b.deploy_steps) for mode in DEPLOY_MODES if mode in spec.methods]
+        Stage("deploy", mode, spec.reference[1] if mode == "reference" else b.deploy_steps)
+        for mode in DEPLOY_MODES if mode in spec.methods]
     if spec.stages:
         plan = [s for s in plan if s.name in spec.stages]
     if spec.init_from:

@@ -28,15 +28,22 @@ class Acting:
 
 def acting(stage: Stage, continual: ContinualConfig, trained_t: int) -> Acting:
     """How ``stage`` acts; ``trained_t`` is the schedule step at which the learner's training ended."""
-    if stage.is_train:
+    if stage.is_train or stage.is_reference:  # a reference learns from scratch on its own schedule
         return Acting("explore", True, None)
     explore = stage.mode == "frozen-explore" or (stage.mode == "continual" and continual.explore)
     return Acting("explore" if explore else "greedy", stage.learns, trained_t)
 
 
-def prepare(learner, stage: Stage, continual: ContinualConfig, trained: dict | None) -> None:
-    """Load the trained weights for a deployment and set which parameters learn."""
+def prepare(learner, stage: Stage, continual: ContinualConfig, trained: dict | None,
+            initial: dict | None = None) -> None:
+    """Load the trained weights for a deployment (the initial ones for a from-scratch reference) and
+    set which parameters learn."""
     if stage.is_train:
+        set_all(learner.networks(), True)
+        return
+    if stage.is_reference:
+        learner.load_state_dict(initial)
+        learner.clear_regularizers()
         set_all(learner.networks(), True)
         return
     learner.load_state_dict(trained)
@@ -51,7 +58,7 @@ def parameter_counts(learner, mode: str, continual: ContinualConfig) -> dict[str
     """MLflow params: trainable and total parameter counts of a deployment mode, per network too."""
     from ccoma.continual.trainable import counts
 
-    patterns = continual.trainable if mode == "continual" else (True if mode == "train" else None)
+    patterns = continual.trainable if mode == "continual" else (True if mode in ("train", "reference") else None)
     per = counts(learner.networks(), patterns)
     out = {"params.trainable": sum(a for a, _ in per.values()), "params.total": sum(b for _, b in per.values())}
     out.update({f"params.trainable.{n}": a for n, (a, _) in per.items()})
@@ -64,6 +71,8 @@ def exploration_text(learner, mode: str, trained_t: int) -> str:
     schedule = learner.exploration_schedule()
     if mode in ("frozen",):
         return f"greedy (trained with {schedule})"
+    if mode == "reference":
+        return f"{schedule}, from scratch"
     return f"{schedule}; deployed at {learner.exploration(trained_t):.4g} (the level when training ended)"
 
 
