@@ -13,6 +13,7 @@ from ccoma.errors import ConfigError
 from ccoma.sim import rng
 from ccoma.sim.engine import SimConfig, Battle, agent_orders, formation, reset_envs, tick
 from ccoma.sim.maps import MapSpec, load_map
+from ccoma.sim.mechanics import Mechanics, fighting
 from ccoma.sim.observe import Layout, Observer
 from ccoma.sim.opponents import make_opponent
 from ccoma.sim.units import COL, UnitTable
@@ -141,9 +142,12 @@ class SimEnv:
             raise ConfigError("sim", f"episode source changes the observation layout ({self.layout} -> {layout})")
         self.source, self.layout, self.unit_types = source, layout, tuple(source.unit_types)
         self.stats_table = table.stats(self.device)
+        terrain = self.map.terrain_grid(self.device) if self.map.terrain else None
+        self.mech = Mechanics.build(table, terrain, self.arena)
         self.n_agents, self.n_enemies, self.n_actions = layout.n_agents, layout.n_enemies, layout.n_actions
         self.obs_dim, self.state_dim = layout.obs_dim, layout.state_dim
         self.observer = Observer(layout, self.arena, self.cfg.sight_range, self.cfg.shoot_range, self.device)
+        self.observer.mech = self.mech
         self.battle = None
 
     def _build(self) -> None:
@@ -151,7 +155,7 @@ class SimEnv:
         self.battle = Battle(B, self.n_agents, self.n_enemies, self.device)
         self.battle.env_seed = self._env_seeds.to(self.device)
         self.battle.episode[:] = -1
-        self.opponent = make_opponent(self.cfg.opponent, B, self.n_enemies, self.device)
+        self.opponent = make_opponent(self.cfg.opponent, B, self.n_enemies, self.device, self.mech)
         self.last_actions = torch.full((B, self.n_agents), -1, dtype=torch.long, device=self.device)
         self.ep_return = torch.zeros(B, device=self.device)
         self.max_reward = torch.ones(B, device=self.device)
@@ -218,13 +222,13 @@ class SimEnv:
     def _advance(self, actions: torch.Tensor) -> StepOut:
         """The step without automatic reset: orders, physics, reward, end, observation."""
         b, cfg, N = self.battle, self.cfg, self.n_agents
-        agent_orders(b, actions, cfg.move_amount)
+        agent_orders(b, actions, cfg.move_amount, self.mech)
         self.opponent.act(b)
         prev_health = (b.hp + b.shield)[:, N:]
         prev_alive = b.alive[:, N:]
         loops = cfg.step_mul / cfg.substeps
         for sub in range(cfg.substeps):
-            tick(b, cfg, loops, self.arena, sub)
+            tick(b, cfg, loops, self.arena, sub, self.mech)
         b.t += 1
         self.last_actions = actions.clone()
 
@@ -235,6 +239,11 @@ class SimEnv:
         n_ally, n_enemy = b.alive[:, :N].sum(-1), b.alive[:, N:].sum(-1)
         won = (n_ally > 0) & (n_enemy == 0)
         terminated = (n_ally == 0) | (n_enemy == 0)
+        if self.mech.heal:  # SMAC's only_medivac_left: healers alone cannot fight on
+            lost = fighting(b)[:, :N].sum(-1) == 0
+            lone_healer = (n_enemy == 1) & (b.alive & (b.col("heal") > 0))[:, N:].any(-1)
+            won = ~lost & (won | lone_healer)
+            terminated = terminated | lost | won
         truncated = ~terminated & (b.t >= self.episode_limit)
         raw = (delta + cfg.reward_death_value * kills).abs() + cfg.reward_win * won
         reward = raw / self.max_reward

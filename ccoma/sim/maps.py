@@ -3,6 +3,11 @@
 A spawn site is a centre point and a spread: units of a team spawned there are placed in a small
 formation around the centre (see :func:`ccoma.sim.engine.formation`). For the StarCraft II backend
 a map may also name the ``.SC2Map`` to load.
+
+``terrain`` (optional) marks impassable ground: ``rows`` of ``.`` (open) and ``#`` (impassable), top
+row first, laid over the whole arena (each character one cell). Ground units cannot enter ``#``
+cells; cliff-walking units (colossus) and flying units ignore them. ``smac`` (optional) holds SMAC's
+map_param_registry facts for the SMAC interface (parsed by the SMAC view, not here).
 """
 from __future__ import annotations
 
@@ -36,6 +41,14 @@ class MapSpec:
     agent_site: str
     enemy_site: str
     sc2_map: str | None = None
+    terrain: tuple[str, ...] | None = None  # rows of '.'/'#', top row first
+
+    def terrain_grid(self, device="cpu"):
+        """[H, W] bool tensor, True where ground units may stand; row 0 is y = 0 (the bottom)."""
+        import torch
+
+        rows = [[c == "." for c in row] for row in reversed(self.terrain)]
+        return torch.tensor(rows, dtype=torch.bool, device=device)
 
     def site(self, name: str, where: str | None = None) -> SpawnSite:
         if name not in self.sites:
@@ -44,7 +57,8 @@ class MapSpec:
         return self.sites[name]
 
 
-_KEYS = {"name", "size", "episode_limit", "spawn_sites", "agents", "enemies", "sc2_map", "description"}
+_KEYS = {"name", "size", "episode_limit", "spawn_sites", "agents", "enemies", "sc2_map", "description", "smac",
+         "terrain"}
 
 
 def _number(value, where, field, positive=True):
@@ -70,6 +84,29 @@ def _team(raw, where, field, units, sites):
     if raw["spawn"] not in sites:
         raise ConfigError(where, f"field '{field}.spawn': unknown spawn site '{raw['spawn']}'")
     return tuple(names), raw["spawn"]
+
+
+def _terrain(raw, where, sites) -> tuple[str, ...]:
+    """Validate a ``terrain`` block; spawn sites must stand on open ground."""
+    if not isinstance(raw, dict) or set(raw) != {"rows"}:
+        raise ConfigError(where, "field 'terrain' should be a mapping with only 'rows' (strings of '.' and '#')")
+    rows = raw["rows"]
+    if (not isinstance(rows, list) or not rows or not all(isinstance(r, str) for r in rows)
+            or len({len(r) for r in rows}) != 1 or not rows[0]):
+        raise ConfigError(where, "field 'terrain.rows' should be a non-empty list of equally long strings")
+    bad = sorted(set("".join(rows)) - {".", "#"})
+    if bad:
+        raise ConfigError(where, f"field 'terrain.rows': unknown cell '{bad[0]}' (use '.' open, '#' impassable)")
+    return tuple(rows)
+
+
+def _check_sites_open(spec: MapSpec, where: str) -> None:
+    H, W = len(spec.terrain), len(spec.terrain[0])
+    for s in spec.sites.values():
+        x, y = s.center
+        col, row = min(int(x * W / spec.size[0]), W - 1), min(int(y * H / spec.size[1]), H - 1)
+        if spec.terrain[H - 1 - row][col] != ".":
+            raise ConfigError(where, f"field 'spawn_sites.{s.name}.center': ({x:g}, {y:g}) is on impassable terrain")
 
 
 def parse_map(raw, where: str) -> MapSpec:
@@ -112,9 +149,13 @@ def parse_map(raw, where: str) -> MapSpec:
     units = load_units()
     agents, agent_site = _team(raw["agents"], where, "agents", units, sites)
     enemies, enemy_site = _team(raw["enemies"], where, "enemies", units, sites)
-    return MapSpec(name=str(raw["name"]), path=where, size=(w, h), episode_limit=limit, sites=sites,
+    terrain = _terrain(raw["terrain"], where, sites) if "terrain" in raw else None
+    spec = MapSpec(name=str(raw["name"]), path=where, size=(w, h), episode_limit=limit, sites=sites,
                    agents=agents, enemies=enemies, agent_site=agent_site, enemy_site=enemy_site,
-                   sc2_map=raw.get("sc2_map"))
+                   sc2_map=raw.get("sc2_map"), terrain=terrain)
+    if terrain is not None:
+        _check_sites_open(spec, where)
+    return spec
 
 
 def map_path(name_or_path: str | Path) -> Path:

@@ -20,6 +20,7 @@ import dataclasses
 
 import torch
 
+from ccoma.sim import mechanics
 from ccoma.sim.engine import Battle
 from ccoma.sim.units import COL
 
@@ -77,6 +78,7 @@ class Observer:
         self.arena = torch.tensor(arena, dtype=torch.float32, device=device)
         self.sight, self.shoot = sight, shoot
         self.others = _others(layout.n_agents, device)
+        self.mech = None  # set by SimEnv: a ccoma.sim.mechanics.Mechanics (healers' bits, terrain)
 
     def _type_bits(self, types: torch.Tensor) -> torch.Tensor:  # [..., U] -> [..., U, n_types]
         if self.L.n_types == 0:
@@ -93,6 +95,10 @@ class Observer:
         step = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], device=pos.device)
         probe = a_pos[:, :, None, :] + step                                     # [k, N, 4, 2]
         can_move = ((probe >= 0) & (probe <= self.arena)).all(-1) & a_alive[..., None]
+        if self.mech is not None and self.mech.terrain is not None:  # SMAC: the pathing grid at the probe
+            can_move = can_move & mechanics.passable(self.mech, probe)
+        if self.mech is not None and self.mech.heal:  # a medivac's attack bits name allies (SMAC)
+            can_attack = mechanics.heal_avail(b, self.shoot, idx)
         noop = ~a_alive
         return torch.cat([noop[..., None], a_alive[..., None], can_move, can_attack], dim=-1)
 
