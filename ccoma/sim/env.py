@@ -12,7 +12,7 @@ from ccoma.envs.base import EpisodeSource, EpisodeSpecs, StepOut
 from ccoma.errors import ConfigError
 from ccoma.sim import rng
 from ccoma.sim.engine import SimConfig, Battle, agent_orders, formation, reset_envs, tick
-from ccoma.sim.maps import MapSpec, load_map
+from ccoma.sim.maps import MapSpec, load_map, start_grid
 from ccoma.sim.mechanics import Mechanics, fighting
 from ccoma.sim.observe import Layout, Observer
 from ccoma.sim.opponents import make_opponent
@@ -38,6 +38,12 @@ class MapSource:
         self._spacing = 3.0 * max(t.radius for t in table.types)
         a, e = spec.site(spec.agent_site), spec.site(spec.enemy_site)
         self._centers = torch.tensor([a.center, e.center], dtype=torch.float32)
+        self._base = None  # [U, 2] start points of maps with split teams or terrain (see maps.start_grid)
+        if spec.terrain or spec.agent_unit_sites or spec.enemy_unit_sites:
+            radius = {t.name: t.radius for t in table.types}
+            (pa, ga), (pe, ge) = start_grid(spec, "agents", radius), start_grid(spec, "enemies", radius)
+            self._base = torch.tensor(pa + pe, dtype=torch.float32)
+            self._jitter = 0.1 * torch.tensor(ga + ge, dtype=torch.float32)[:, None]   # [U, 1]
 
     def sample(self, k: int, generator: torch.Generator, keys: torch.Tensor | None = None) -> EpisodeSpecs:
         if keys is None:
@@ -46,8 +52,13 @@ class MapSource:
             u = rng.uniform(rng.hash_keys(keys[:, None, None], torch.arange(self.n_agents + self.n_enemies)[:, None],
                                           torch.arange(2)))
             jit = u * 2 - 1
-        ally_pos = formation(self._centers[0].expand(k, 2), self.n_agents, self._spacing, jit[:, : self.n_agents])
-        enemy_pos = formation(self._centers[1].expand(k, 2), self.n_enemies, self._spacing, jit[:, self.n_agents:])
+        if self._base is not None:
+            pos = self._base + self._jitter * jit
+            ally_pos, enemy_pos = pos[:, : self.n_agents], pos[:, self.n_agents:]
+        else:
+            ally_pos = formation(self._centers[0].expand(k, 2), self.n_agents, self._spacing, jit[:, : self.n_agents])
+            enemy_pos = formation(self._centers[1].expand(k, 2), self.n_enemies, self._spacing,
+                                  jit[:, self.n_agents:])
         return EpisodeSpecs(ally_types=self._ally.expand(k, -1), enemy_types=self._enemy.expand(k, -1),
                             ally_pos=ally_pos, enemy_pos=enemy_pos, phase=torch.zeros(k, dtype=torch.long),
                             unseen=torch.zeros(k, dtype=torch.bool))
@@ -182,6 +193,8 @@ class SimEnv:
         types = torch.cat([spec.ally_types, spec.enemy_types], dim=1).to(dev)
         pos = torch.cat([spec.ally_pos, spec.enemy_pos], dim=1).to(dev, torch.float32)
         reset_envs(b, idx, self.stats_table, types, pos)
+        if self.map.enemy_goal is not None:  # the map's own attack-move target (corridor, bane_vs_bane)
+            b.rally[idx] = torch.tensor(self.map.site(self.map.enemy_goal).center, device=dev)
         self.opponent.reset(idx)
         self.last_actions[idx] = -1  # no action yet: a zero row in the state, as in SMAC
         self.ep_return[idx] = 0.0
