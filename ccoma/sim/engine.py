@@ -70,6 +70,7 @@ class Battle:
         self.order_target = torch.zeros(B, U, dtype=torch.long, device=device)
         self.order_point = torch.zeros(B, U, 2, **f32)
         self.shot_at = torch.full((B, U), -1, dtype=torch.long, device=device)  # last target fired at this step
+        self.heal_at = torch.full((B, U), -1, dtype=torch.long, device=device)  # last unit healed this step
         self.rally = torch.zeros(B, 2, **f32)             # [B, 2] the agents' spawn (enemy attack-move goal)
         self.env_seed = torch.zeros(B, dtype=torch.long, device=device)
         self.episode = torch.zeros(B, dtype=torch.long, device=device)
@@ -134,6 +135,7 @@ def agent_orders(b: Battle, actions: torch.Tensor, move_amount: float, mech: Mec
     b.order_point[:, :N] = torch.where(is_move[..., None], b.pos[:, :N] + move_amount * d, b.order_point[:, :N])
     target = N + actions - 6
     if mech.heal:
+        b.heal_at = torch.full_like(b.heal_at, -1)
         healer = b.col("heal")[:, :N] > 0
         kind = torch.where(is_attack & healer, HEAL, kind)
         target = torch.where(healer, (actions - 6).clamp(0, b.U - 1), target)

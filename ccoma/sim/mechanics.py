@@ -89,6 +89,7 @@ def heal(b, kind: torch.Tensor, target: torch.Tensor, edge: torch.Tensor, loops:
     amount = amount.clamp(min=0.0) * active
     gained = torch.zeros_like(b.hp).scatter_add(1, t, amount)
     b.hp = torch.minimum(b.hp + gained, b.col("hp"))
+    b.heal_at = torch.where(active, t, b.heal_at)
     regen = b.col("energy_regen") * dt * b.alive
     b.energy = torch.minimum(b.energy - amount * b.col("heal_cost") + regen, b.col("energy_max"))
     return healer & ordered & ~t_in
