@@ -245,12 +245,16 @@ def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], su
     want = torch.where(chase, tgt_edge - wrange + 0.05, gdist).clamp(min=0.0)
     step_len = torch.minimum(b.col("speed") * (loops / GAME_LOOPS_PER_SECOND), want)
     moving = alive & (chase | walk) & (gdist > 1e-6)
-    step_vec = to_goal / gdist.clamp(min=1e-6)[..., None] * (step_len * moving)[..., None]
+    if mech.paths is not None:  # round the walls: head for the next cell of the shortest path
+        to_goal = mech_.waypoint(b, mech, goal) - b.pos
+        step_len = torch.minimum(step_len, to_goal.norm(dim=-1) + 0.25)
+    step_vec = to_goal / to_goal.norm(dim=-1).clamp(min=1e-6)[..., None] * (step_len * moving)[..., None]
     pos = b.pos + step_vec
 
     if cfg.collisions:
-        solid, share = (mech_.separation_share(b, alive, mech.static, mech.air)
-                        if (mech.static or mech.air) else (alive, None))
+        unsolid = mech.air or mech.walker
+        solid, share = (mech_.separation_share(b, alive, mech.static, unsolid)
+                        if (mech.static or unsolid) else (alive, None))
         for _ in range(cfg.collision_passes):
             pos = _separate(pos, radius, solid, share)
     lo = radius[..., None]

@@ -154,7 +154,8 @@ class SimEnv:
         self.source, self.layout, self.unit_types = source, layout, tuple(source.unit_types)
         self.stats_table = table.stats(self.device)
         terrain = self.map.terrain_grid(self.device) if self.map.terrain else None
-        self.mech = Mechanics.build(table, terrain, self.arena)
+        starts = tuple(site.center for site in self.map.sites.values())
+        self.mech = Mechanics.build(table, terrain, self.arena, starts)
         self.n_agents, self.n_enemies, self.n_actions = layout.n_agents, layout.n_enemies, layout.n_actions
         self.obs_dim, self.state_dim = layout.obs_dim, layout.state_dim
         self.observer = Observer(layout, self.arena, self.cfg.sight_range, self.cfg.shoot_range, self.device)

@@ -67,3 +67,25 @@ def test_corridor_keeps_its_corridor():
     env.reset()
     pos = env.battle.pos[0]
     assert bool(torch.stack([grid[int(y), int(x)] for x, y in pos.tolist()]).all())  # everyone starts on open ground
+
+
+def test_ground_units_walk_round_a_wall_to_reach_their_goal(tmp_path):
+    # the zergling attack-moves to the agents' spawn behind the wall: the only way is the gap at y >= 28
+    path = wall_map(tmp_path, agents={"units": ["zealot"], "spawn": "west"},
+                    enemies={"units": ["zergling"], "spawn": "east"})
+    env = SimEnv(load_map(path), 1, config=SimConfig(opponent="sticky", cooldown_jitter=False))
+    assert env.mech.paths is not None  # the wall is worth a detour
+    env.reset()
+    ys, crossed = [], False
+    for _ in range(40):
+        env.step(torch.tensor([[1]]), auto_reset=False)
+        x, y = env.battle.pos[0, 1].tolist()
+        ys.append(y)
+        crossed = crossed or x < WALL_X - 0.5
+    assert max(ys) > 27.5 and crossed  # up through the gap, then down the other side
+
+
+def test_open_and_convex_arenas_need_no_paths():
+    for name in ("8m", "2m_vs_1z", "6h_vs_8z", "corridor"):
+        assert SimEnv(load_map(name), 1).mech.paths is None
+    assert SimEnv(load_map("2c_vs_64zg"), 1).mech.paths is not None
