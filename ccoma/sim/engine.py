@@ -231,24 +231,37 @@ def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], su
     alive = b.alive
     heal_chase = mech_.heal(b, kind, tgt, edge, loops) if mech.heal else None
 
-    # Movement: toward the order point (move, attack-move with nothing in range) or toward the
-    # target (attack or heal out of range), at most the unit's speed, never past the goal.
     chase = attack & ~in_range
     if heal_chase is not None:
         chase = chase | heal_chase
     walk = (kind == MOVE) | ((kind == AMOVE) & ~near_found)
-    tgt_pos = torch.gather(b.pos, 1, tgt[..., None].expand(-1, -1, 2))
+    _move(b, cfg, loops, arena, mech, chase, walk, tgt_edge - wrange + 0.05)
+
+    # Protoss shields regenerate after a while without damage.
+    regen_after = cfg.shield_regen_delay * GAME_LOOPS_PER_SECOND
+    regen = alive & (b.since_damage >= regen_after)
+    gain = cfg.shield_regen_rate * loops / GAME_LOOPS_PER_SECOND
+    b.shield = torch.where(regen, torch.minimum(b.shield + gain, b.col("shield")), b.shield)
+
+
+def _move(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], mech: Mechanics,
+          chase: torch.Tensor, walk: torch.Tensor, chase_len: torch.Tensor) -> None:
+    """Movement: toward the order point (move, attack-move with nothing in range) or toward the
+    target (``chase``: attack or heal out of range, at most ``chase_len`` [B, U] until in range), at
+    most the unit's speed, never past the goal; then collisions, the arena edge and terrain."""
+    alive, radius = b.alive, b.col("radius")
+    tgt_pos = torch.gather(b.pos, 1, b.order_target[..., None].expand(-1, -1, 2))
     goal = torch.where(chase[..., None], tgt_pos, b.order_point)
     to_goal = goal - b.pos
     gdist = to_goal.norm(dim=-1)
-    # chasing stops where the target comes into range; walking stops at the point
-    want = torch.where(chase, tgt_edge - wrange + 0.05, gdist).clamp(min=0.0)
+    want = torch.where(chase, chase_len, gdist).clamp(min=0.0)
     step_len = torch.minimum(b.col("speed") * (loops / GAME_LOOPS_PER_SECOND), want)
     moving = alive & (chase | walk) & (gdist > 1e-6)
     if mech.paths is not None:  # round the walls: head for the next cell of the shortest path
         to_goal = mech_.waypoint(b, mech, goal) - b.pos
-        step_len = torch.minimum(step_len, to_goal.norm(dim=-1) + 0.25)
-    step_vec = to_goal / to_goal.norm(dim=-1).clamp(min=1e-6)[..., None] * (step_len * moving)[..., None]
+        gdist = to_goal.norm(dim=-1)
+        step_len = torch.minimum(step_len, gdist + 0.25)
+    step_vec = to_goal / gdist.clamp(min=1e-6)[..., None] * (step_len * moving)[..., None]
     pos = b.pos + step_vec
 
     if cfg.collisions:
@@ -263,12 +276,6 @@ def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], su
     if mech.terrain is not None:
         pos = mech_.block_terrain(b, b.pos, pos, mech)
     b.pos = torch.where(alive[..., None], pos, b.pos)
-
-    # Protoss shields regenerate after a while without damage.
-    regen_after = cfg.shield_regen_delay * GAME_LOOPS_PER_SECOND
-    regen = alive & (b.since_damage >= regen_after)
-    gain = cfg.shield_regen_rate * loops / GAME_LOOPS_PER_SECOND
-    b.shield = torch.where(regen, torch.minimum(b.shield + gain, b.col("shield")), b.shield)
 
 
 def _fire(b: Battle, cfg: SimConfig, loops: float, sub: int, wants_fire: torch.Tensor, shoot_at: torch.Tensor,
