@@ -19,7 +19,7 @@ def list_maps():
         if path.stem == "units":
             continue
         m = load_map(path)
-        click.echo(f"{m.name:14s} {m.size[0]:g}x{m.size[1]:g}  limit {m.episode_limit:4d}  "
+        click.echo(f"{m.name:16s} {m.size[0]:g}x{m.size[1]:g}  limit {m.episode_limit:4d}  "
                    f"agents {len(m.agents)}  enemies {len(m.enemies)}  sites: {', '.join(m.sites)}")
 
 

@@ -18,10 +18,12 @@ import dataclasses
 import torch
 
 from ccoma.config import doc
+from ccoma.sim import mechanics as mech_
 from ccoma.sim import rng
+from ccoma.sim.mechanics import HEAL, NONE, Mechanics
 from ccoma.sim.units import ATTRIBUTES, COL, GAME_LOOPS_PER_SECOND
 
-# Order kinds
+# Order kinds (HEAL = 4 lives in ccoma.sim.mechanics)
 IDLE, MOVE, ATTACK, AMOVE = 0, 1, 2, 3
 N_ATTR = len(ATTRIBUTES)
 
@@ -60,6 +62,7 @@ class Battle:
         self.shield = torch.zeros(B, U, **f32)
         self.cooldown = torch.zeros(B, U, **f32)          # game loops until the weapon is ready
         self.since_damage = torch.zeros(B, U, **f32)      # game loops since last damage taken
+        self.energy = torch.zeros(B, U, **f32)            # healers' energy (0 for everyone else)
         self.stats = torch.zeros(B, U, len(COL), **f32)   # per-unit stats (see units.STAT_COLUMNS)
         self.types = torch.zeros(B, U, dtype=torch.long, device=device)
         self.alive = torch.zeros(B, U, dtype=torch.bool, device=device)
@@ -67,6 +70,7 @@ class Battle:
         self.order_target = torch.zeros(B, U, dtype=torch.long, device=device)
         self.order_point = torch.zeros(B, U, 2, **f32)
         self.shot_at = torch.full((B, U), -1, dtype=torch.long, device=device)  # last target fired at this step
+        self.heal_at = torch.full((B, U), -1, dtype=torch.long, device=device)  # last unit healed this step
         self.rally = torch.zeros(B, 2, **f32)             # [B, 2] the agents' spawn (enemy attack-move goal)
         self.env_seed = torch.zeros(B, dtype=torch.long, device=device)
         self.episode = torch.zeros(B, dtype=torch.long, device=device)
@@ -91,6 +95,7 @@ def reset_envs(b: Battle, idx: torch.Tensor, stats_table: torch.Tensor, types: t
     b.shield[idx] = stats[..., COL["shield"]]
     b.cooldown[idx] = 0.0
     b.since_damage[idx] = 0.0
+    b.energy[idx] = stats[..., COL["energy_start"]]
     b.alive[idx] = True
     b.order_kind[idx] = IDLE
     b.order_target[idx] = 0
@@ -114,8 +119,9 @@ def formation(centers: torch.Tensor, n: int, spacing: float, jitter: torch.Tenso
     return centers[:, None, :] + grid[None] + 0.1 * spacing * jitter
 
 
-def agent_orders(b: Battle, actions: torch.Tensor, move_amount: float) -> None:
-    """Turn SMAC actions [B, N] into agent orders: 0/1 idle, 2-5 move N/S/E/W, 6+j attack enemy j."""
+def agent_orders(b: Battle, actions: torch.Tensor, move_amount: float, mech: Mechanics = NONE) -> None:
+    """Turn SMAC actions [B, N] into agent orders: 0/1 idle, 2-5 move N/S/E/W, 6+j attack enemy j
+    (a healer's 6+j heals ally j, as SMAC's medivac)."""
     N = b.N
     b.shot_at = torch.full_like(b.shot_at, -1)
     kind = torch.full_like(actions, IDLE)
@@ -127,37 +133,57 @@ def agent_orders(b: Battle, actions: torch.Tensor, move_amount: float) -> None:
     dirs = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], device=b.device)
     d = dirs[(actions - 2).clamp(0, 3)]                      # [B, N, 2]
     b.order_point[:, :N] = torch.where(is_move[..., None], b.pos[:, :N] + move_amount * d, b.order_point[:, :N])
-    b.order_target[:, :N] = torch.where(is_attack, N + actions - 6, b.order_target[:, :N])
+    target = N + actions - 6
+    if mech.heal:
+        b.heal_at = torch.full_like(b.heal_at, -1)
+        healer = b.col("heal")[:, :N] > 0
+        kind = torch.where(is_attack & healer, HEAL, kind)
+        target = torch.where(healer, (actions - 6).clamp(0, b.U - 1), target)
+    b.order_target[:, :N] = torch.where(is_attack, target, b.order_target[:, :N])
     b.order_kind[:, :N] = torch.where(b.alive[:, :N], kind, IDLE)
 
 
-def _nearest_opposed(b: Battle, dist_edge: torch.Tensor, within: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each unit, the nearest living opposed unit whose edge distance is <= ``within`` [B, U].
+def _nearest_opposed(b: Battle, dist_edge: torch.Tensor, within: torch.Tensor,
+                     reach: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each unit, the nearest living opposed unit whose edge distance is <= ``within`` [B, U]
+    (and that its weapon can ``reach`` [B, U, U], when given).
 
     Returns (index [B, U], found [B, U]).
     """
     ok = b.opposed[None] & b.alive[:, None, :] & (dist_edge <= within[..., None])
+    if reach is not None:
+        ok = ok & reach
     masked = torch.where(ok, dist_edge, torch.full_like(dist_edge, float("inf")))
     best, idx = masked.min(dim=-1)
     return idx, torch.isfinite(best)
 
 
-def _hit_damage(b: Battle, fire: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _hit_damage(b: Battle, fire: torch.Tensor, target: torch.Tensor,
+                area: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Shield and hit-point damage [B, U] taken by each unit from this tick's attacks.
 
     Hits land in attacker order (each multi-hit weapon's hits consecutively), so shields absorb
     first and armor applies to each hit's spill onto hit points separately, as in StarCraft II.
+    ``area`` [B, U_att, U_tgt] (maps with splash units only) is who a splash attacker's blast hits;
+    each of those targets takes the attacker's damage with its own bonus.
     """
     B, U = b.B, b.U
-    t_attr = torch.gather(b.stats[..., COL["is_light"]:COL["is_light"] + N_ATTR], 1,
-                          target[..., None].expand(B, U, N_ATTR))           # [B, U_att, A] target's attributes
+    attrs = b.stats[..., COL["is_light"]:COL["is_light"] + N_ATTR]          # [B, U, A]
     bonus = b.stats[..., COL["bonus_light"]:COL["bonus_light"] + N_ATTR]
-    per_hit = b.col("damage") + (bonus * t_attr).sum(-1)                     # [B, U_att]
     hits = b.col("hits")
     k = torch.arange(2, device=b.device, dtype=torch.float32)
-    hit_dmg = per_hit[..., None] * (k < hits[..., None]) * fire[..., None]  # [B, U_att, 2]
     onehot = (target[..., None] == torch.arange(U, device=b.device)) & fire[..., None]  # [B, U_att, U_tgt]
-    m = onehot.transpose(1, 2).float()[..., None] * hit_dmg[:, None]        # [B, U_tgt, U_att, 2]
+    if area is None:
+        t_attr = torch.gather(attrs, 1, target[..., None].expand(B, U, N_ATTR))  # [B, U_att, A] target's
+        per_hit = b.col("damage") + (bonus * t_attr).sum(-1)                 # [B, U_att]
+        hit_dmg = per_hit[..., None] * (k < hits[..., None]) * fire[..., None]  # [B, U_att, 2]
+        m = onehot.transpose(1, 2).float()[..., None] * hit_dmg[:, None]    # [B, U_tgt, U_att, 2]
+    else:
+        splash = (b.col("splash") > 0)[..., None]
+        onehot = torch.where(splash, area & fire[..., None], onehot)
+        pair = b.col("damage")[..., None] + torch.einsum("bia,bja->bij", bonus, attrs)  # [B, U_att, U_tgt]
+        per = (onehot.float() * pair).transpose(1, 2)                         # [B, U_tgt, U_att]
+        m = per[..., None] * (k < hits[..., None]).float()[:, None]          # [B, U_tgt, U_att, 2]
     m = m.reshape(B, U, 2 * U)
     before = m.cumsum(-1) - m
     shield_left = (b.shield[..., None] - before).clamp(min=0.0)
@@ -168,10 +194,12 @@ def _hit_damage(b: Battle, fire: torch.Tensor, target: torch.Tensor) -> tuple[to
     return shield_dmg, hp_dmg
 
 
-def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], sub: int = 0) -> None:
-    """Advance all battles by ``loops`` game loops: fire, take damage, move, separate, regenerate.
+def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], sub: int = 0,
+         mech: Mechanics = NONE) -> None:
+    """Advance all battles by ``loops`` game loops: fire, take damage, heal, move, separate, regenerate.
 
-    ``sub`` is the tick's index within the agent step (it keys the cooldown jitter stream).
+    ``sub`` is the tick's index within the agent step (it keys the cooldown jitter stream); ``mech``
+    switches on the mechanics the environment's units need (none by default).
     """
     alive = b.alive
     diff = b.pos[:, None, :, :] - b.pos[:, :, None, :]                 # [B, U, U, 2] i -> j
@@ -189,11 +217,71 @@ def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], su
     attack = (kind == ATTACK) & tgt_alive
     tgt_edge = torch.gather(edge, 2, tgt[..., None]).squeeze(-1)
     in_range = tgt_edge <= wrange
-    near, near_found = _nearest_opposed(b, edge, wrange)
+    can_reach = mech_.reach(b) if mech.air else None
+    if can_reach is not None:  # a weapon without anti-air follows an air target but never fires
+        in_range = in_range & torch.gather(can_reach, 2, tgt[..., None]).squeeze(-1)
+    near, near_found = _nearest_opposed(b, edge, wrange, can_reach)
     auto = ((kind == IDLE) | (kind == AMOVE) | ((kind == ATTACK) & ~tgt_alive)) & near_found
     shoot_at = torch.where(attack, tgt, near)
     wants_fire = alive & ((attack & in_range) | auto)
+    if mech.heal:  # healers carry no weapon
+        wants_fire = wants_fire & (b.col("damage") > 0)
+    area = mech_.area(b, dist, radius, alive, mech.air) if mech.splash else None
+    _fire(b, cfg, loops, sub, wants_fire, shoot_at, area, mech)
+    alive = b.alive
+    heal_chase = mech_.heal(b, kind, tgt, edge, loops) if mech.heal else None
 
+    chase = attack & ~in_range
+    if heal_chase is not None:
+        chase = chase | heal_chase
+    walk = (kind == MOVE) | ((kind == AMOVE) & ~near_found)
+    _move(b, cfg, loops, arena, mech, chase, walk, tgt_edge - wrange + 0.05)
+
+    # Protoss shields regenerate after a while without damage.
+    regen_after = cfg.shield_regen_delay * GAME_LOOPS_PER_SECOND
+    regen = alive & (b.since_damage >= regen_after)
+    gain = cfg.shield_regen_rate * loops / GAME_LOOPS_PER_SECOND
+    b.shield = torch.where(regen, torch.minimum(b.shield + gain, b.col("shield")), b.shield)
+
+
+def _move(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], mech: Mechanics,
+          chase: torch.Tensor, walk: torch.Tensor, chase_len: torch.Tensor) -> None:
+    """Movement: toward the order point (move, attack-move with nothing in range) or toward the
+    target (``chase``: attack or heal out of range, at most ``chase_len`` [B, U] until in range), at
+    most the unit's speed, never past the goal; then collisions, the arena edge and terrain."""
+    alive, radius = b.alive, b.col("radius")
+    tgt_pos = torch.gather(b.pos, 1, b.order_target[..., None].expand(-1, -1, 2))
+    goal = torch.where(chase[..., None], tgt_pos, b.order_point)
+    to_goal = goal - b.pos
+    gdist = to_goal.norm(dim=-1)
+    want = torch.where(chase, chase_len, gdist).clamp(min=0.0)
+    step_len = torch.minimum(b.col("speed") * (loops / GAME_LOOPS_PER_SECOND), want)
+    moving = alive & (chase | walk) & (gdist > 1e-6)
+    if mech.paths is not None:  # round the walls: head for the next cell of the shortest path
+        to_goal = mech_.waypoint(b, mech, goal) - b.pos
+        gdist = to_goal.norm(dim=-1)
+        step_len = torch.minimum(step_len, gdist + 0.25)
+    step_vec = to_goal / gdist.clamp(min=1e-6)[..., None] * (step_len * moving)[..., None]
+    pos = b.pos + step_vec
+
+    if cfg.collisions:
+        unsolid = mech.air or mech.walker
+        solid, share = (mech_.separation_share(b, alive, mech.static, unsolid)
+                        if (mech.static or unsolid) else (alive, None))
+        for _ in range(cfg.collision_passes):
+            pos = _separate(pos, radius, solid, share)
+    lo = radius[..., None]
+    hi = torch.tensor(arena, device=b.device) - lo
+    pos = torch.maximum(torch.minimum(pos, hi), lo)
+    if mech.terrain is not None:
+        pos = mech_.block_terrain(b, b.pos, pos, mech)
+    b.pos = torch.where(alive[..., None], pos, b.pos)
+
+
+def _fire(b: Battle, cfg: SimConfig, loops: float, sub: int, wants_fire: torch.Tensor, shoot_at: torch.Tensor,
+          area: torch.Tensor | None, mech: Mechanics) -> None:
+    """Weapons whose cooldown is over fire; damage lands; the dead (and exploded banelings) die."""
+    alive = b.alive
     cd = b.cooldown - loops
     fire = wants_fire & (cd <= 0)
     if cfg.cooldown_jitter:
@@ -203,52 +291,28 @@ def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], su
     else:
         jitter = 0.0
     b.cooldown = torch.where(fire, cd + b.col("cooldown_loops") + jitter, cd.clamp(min=0.0))
-    shield_dmg, hp_dmg = _hit_damage(b, fire, shoot_at)
+    shield_dmg, hp_dmg = _hit_damage(b, fire, shoot_at, area)
     b.shot_at = torch.where(fire, shoot_at, b.shot_at)
     damaged = (shield_dmg + hp_dmg) > 0
     b.shield = b.shield - shield_dmg
     b.hp = b.hp - hp_dmg
+    if mech.suicide:  # a baneling's attack is its death
+        b.hp = torch.where(fire & (b.col("suicide") > 0), torch.zeros_like(b.hp), b.hp)
     b.since_damage = torch.where(damaged, torch.zeros_like(b.since_damage), b.since_damage + loops)
     died = alive & (b.hp <= 0)
     b.hp = torch.where(died, torch.zeros_like(b.hp), b.hp)
     b.shield = torch.where(died, torch.zeros_like(b.shield), b.shield)
-    b.alive = alive = alive & ~died
-
-    # Movement: toward the order point (move, attack-move with nothing in range) or toward the
-    # target (attack out of range), at most the unit's speed, never past the goal.
-    tgt_pos = torch.gather(b.pos, 1, tgt[..., None].expand(-1, -1, 2))
-    chase = attack & ~in_range
-    walk = (kind == MOVE) | ((kind == AMOVE) & ~near_found)
-    goal = torch.where(chase[..., None], tgt_pos, b.order_point)
-    to_goal = goal - b.pos
-    gdist = to_goal.norm(dim=-1)
-    # chasing stops where the target comes into range; walking stops at the point
-    want = torch.where(chase, tgt_edge - wrange + 0.05, gdist).clamp(min=0.0)
-    step_len = torch.minimum(b.col("speed") * (loops / GAME_LOOPS_PER_SECOND), want)
-    moving = alive & (chase | walk) & (gdist > 1e-6)
-    step_vec = to_goal / gdist.clamp(min=1e-6)[..., None] * (step_len * moving)[..., None]
-    pos = b.pos + step_vec
-
-    if cfg.collisions:
-        for _ in range(cfg.collision_passes):
-            pos = _separate(pos, radius, alive)
-    lo = radius[..., None]
-    hi = torch.tensor(arena, device=b.device) - lo
-    b.pos = torch.where(alive[..., None], torch.maximum(torch.minimum(pos, hi), lo), b.pos)
-
-    # Protoss shields regenerate after a while without damage.
-    regen_after = cfg.shield_regen_delay * GAME_LOOPS_PER_SECOND
-    regen = alive & (b.since_damage >= regen_after)
-    gain = cfg.shield_regen_rate * loops / GAME_LOOPS_PER_SECOND
-    b.shield = torch.where(regen, torch.minimum(b.shield + gain, b.col("shield")), b.shield)
+    b.alive = alive & ~died
 
 
-def _separate(pos: torch.Tensor, radius: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
-    """Push overlapping living units apart, each taking half of the overlap (one relaxation pass)."""
+def _separate(pos: torch.Tensor, radius: torch.Tensor, solid: torch.Tensor,
+              share: torch.Tensor | None = None) -> torch.Tensor:
+    """Push overlapping solid units apart (one relaxation pass). Each takes half of the overlap, or
+    ``share`` [B, U, U] of it (static buildings take none, so the other unit takes it all)."""
     diff = pos[:, :, None, :] - pos[:, None, :, :]                      # [B, U, U, 2] j -> i
     dist = diff.norm(dim=-1)
     overlap = radius[:, :, None] + radius[:, None, :] - dist
-    pair = alive[:, :, None] & alive[:, None, :] & (overlap > 0)
+    pair = solid[:, :, None] & solid[:, None, :] & (overlap > 0)
     pair = pair & ~torch.eye(pos.shape[1], dtype=torch.bool, device=pos.device)
     # coincident units get a fixed axis so they still separate deterministically
     safe = dist.clamp(min=1e-6)
@@ -257,5 +321,8 @@ def _separate(pos: torch.Tensor, radius: torch.Tensor, alive: torch.Tensor) -> t
     sign = (order[None, :] < order[:, None]).float() * 2 - 1               # [U, U] antisymmetric
     fallback = torch.stack([sign, torch.zeros_like(sign)], dim=-1)          # [U, U, 2]
     unit = torch.where((dist > 1e-6)[..., None], diff / safe[..., None], fallback.expand_as(diff))
-    push = (0.5 * overlap * pair)[..., None] * unit
+    if share is None:
+        push = (0.5 * overlap * pair)[..., None] * unit
+    else:
+        push = (share * overlap * pair)[..., None] * unit
     return pos + push.sum(dim=2)

@@ -13,7 +13,8 @@ from ccoma.envs.base import EpisodeSource, EpisodeSpecs, StepOut
 from ccoma.errors import ConfigError
 from ccoma.sim import rng
 from ccoma.sim.engine import SimConfig, Battle, agent_orders, formation, reset_envs, tick
-from ccoma.sim.maps import MapSpec, load_map
+from ccoma.sim.maps import MapSpec, load_map, start_grid
+from ccoma.sim.mechanics import Mechanics, fighting
 from ccoma.sim.observe import Layout, ObsOptions, Observer
 from ccoma.sim.opponents import make_opponent
 from ccoma.sim.reward import RewardOptions, smac_reward
@@ -39,6 +40,12 @@ class MapSource:
         self._spacing = 3.0 * max(t.radius for t in table.types)
         a, e = spec.site(spec.agent_site), spec.site(spec.enemy_site)
         self._centers = torch.tensor([a.center, e.center], dtype=torch.float32)
+        self._base = None  # [U, 2] start points of maps with split teams or terrain (see maps.start_grid)
+        if spec.terrain or spec.agent_unit_sites or spec.enemy_unit_sites:
+            radius = {t.name: t.radius for t in table.types}
+            (pa, ga), (pe, ge) = start_grid(spec, "agents", radius), start_grid(spec, "enemies", radius)
+            self._base = torch.tensor(pa + pe, dtype=torch.float32)
+            self._jitter = 0.1 * torch.tensor(ga + ge, dtype=torch.float32)[:, None]   # [U, 1]
 
     def sample(self, k: int, generator: torch.Generator, keys: torch.Tensor | None = None) -> EpisodeSpecs:
         if keys is None:
@@ -47,8 +54,13 @@ class MapSource:
             u = rng.uniform(rng.hash_keys(keys[:, None, None], torch.arange(self.n_agents + self.n_enemies)[:, None],
                                           torch.arange(2)))
             jit = u * 2 - 1
-        ally_pos = formation(self._centers[0].expand(k, 2), self.n_agents, self._spacing, jit[:, : self.n_agents])
-        enemy_pos = formation(self._centers[1].expand(k, 2), self.n_enemies, self._spacing, jit[:, self.n_agents:])
+        if self._base is not None:
+            pos = self._base + self._jitter * jit
+            ally_pos, enemy_pos = pos[:, : self.n_agents], pos[:, self.n_agents:]
+        else:
+            ally_pos = formation(self._centers[0].expand(k, 2), self.n_agents, self._spacing, jit[:, : self.n_agents])
+            enemy_pos = formation(self._centers[1].expand(k, 2), self.n_enemies, self._spacing,
+                                  jit[:, self.n_agents:])
         return EpisodeSpecs(ally_types=self._ally.expand(k, -1), enemy_types=self._enemy.expand(k, -1),
                             ally_pos=ally_pos, enemy_pos=enemy_pos, phase=torch.zeros(k, dtype=torch.long),
                             unseen=torch.zeros(k, dtype=torch.bool))
@@ -159,10 +171,14 @@ class SimEnv:
             raise ConfigError("sim", f"episode source changes the observation layout ({self.layout} -> {layout})")
         self.source, self.layout, self.unit_types = source, layout, tuple(source.unit_types)
         self.stats_table = table.stats(self.device)
+        terrain = self.map.terrain_grid(self.device) if self.map.terrain else None
+        starts = tuple(site.center for site in self.map.sites.values())
+        self.mech = Mechanics.build(table, terrain, self.arena, starts)
         self.n_agents, self.n_enemies, self.n_actions = layout.n_agents, layout.n_enemies, layout.n_actions
         self.obs_dim, self.state_dim = layout.obs_dim, layout.state_dim
         self.observer = Observer(layout, self.arena, self.cfg.sight_range, self.cfg.shoot_range, self.device,
                                  self.cfg.move_amount, self.episode_limit)
+        self.observer.mech = self.mech
         self.battle = None
 
     def _build(self) -> None:
@@ -170,7 +186,7 @@ class SimEnv:
         self.battle = Battle(B, self.n_agents, self.n_enemies, self.device)
         self.battle.env_seed = self._env_seeds.to(self.device)
         self.battle.episode[:] = -1
-        self.opponent = make_opponent(self.cfg.opponent, B, self.n_enemies, self.device)
+        self.opponent = make_opponent(self.cfg.opponent, B, self.n_enemies, self.device, self.mech)
         self.last_actions = torch.full((B, self.n_agents), -1, dtype=torch.long, device=self.device)
         self.ep_return = torch.zeros(B, device=self.device)
         self.max_reward = torch.ones(B, device=self.device)
@@ -197,6 +213,8 @@ class SimEnv:
         types = torch.cat([spec.ally_types, spec.enemy_types], dim=1).to(dev)
         pos = torch.cat([spec.ally_pos, spec.enemy_pos], dim=1).to(dev, torch.float32)
         reset_envs(b, idx, self.stats_table, types, pos)
+        if self.map.enemy_goal is not None:  # the map's own attack-move target (corridor, bane_vs_bane)
+            b.rally[idx] = torch.tensor(self.map.site(self.map.enemy_goal).center, device=dev)
         self.opponent.reset(idx)
         self.last_actions[idx] = -1  # no action yet: a zero row in the state, as in SMAC
         self.ep_return[idx] = 0.0
@@ -239,18 +257,23 @@ class SimEnv:
     def _advance(self, actions: torch.Tensor) -> StepOut:
         """The step without automatic reset: orders, physics, reward, end, observation."""
         b, cfg, N = self.battle, self.cfg, self.n_agents
-        agent_orders(b, actions, cfg.move_amount)
+        agent_orders(b, actions, cfg.move_amount, self.mech)
         self.opponent.act(b)
         prev_health, prev_alive = b.hp + b.shield, b.alive
         loops = cfg.step_mul / cfg.substeps
         for sub in range(cfg.substeps):
-            tick(b, cfg, loops, self.arena, sub)
+            tick(b, cfg, loops, self.arena, sub, self.mech)
         b.t += 1
         self.last_actions = actions.clone()
 
         n_ally, n_enemy = b.alive[:, :N].sum(-1), b.alive[:, N:].sum(-1)
         won = (n_ally > 0) & (n_enemy == 0)
         terminated = (n_ally == 0) | (n_enemy == 0)
+        if self.mech.heal:  # SMAC's only_medivac_left: healers alone cannot fight on
+            lost = fighting(b)[:, :N].sum(-1) == 0
+            lone_healer = (n_enemy == 1) & (b.alive & (b.col("heal") > 0))[:, N:].any(-1)
+            won = ~lost & (won | lone_healer)
+            terminated = terminated | lost | won
         truncated = ~terminated & (b.t >= self.episode_limit)
         # SMAC's reward (ccoma.sim.reward) per the reward options; a loss is an end that is neither a win
         # nor a draw (both sides dead), SMAC's game end code -1

@@ -14,10 +14,20 @@ A SMAC map carries SMAC's own facts about it in an optional ``smac:`` block (SMA
       enemy_types: [zealot, stalker]   # the enemies' unit-type bit order
 
 With it, a map's static episodes get SMAC's per-side layout (see ``ccoma.sim.observe``).
+
+``terrain`` (optional) marks impassable ground: ``rows`` of ``.`` (open) and ``#`` (impassable), top
+row first, laid over the whole arena (each character one cell). Ground units cannot enter ``#``
+cells; cliff-walking units (colossus) and flying units ignore them. On such a map a team is
+placed on the open grid points nearest its site (as StarCraft II places units created at a point).
+
+A team's ``spawn`` is one site, or a list of one site per unit (SMAC maps that create units at
+several points: 2m_vs_1z, 2s_vs_1sc, bane_vs_bane); the first is the team's site for scenarios.
+``enemy_goal`` (optional) names the site the enemies attack-move to (default: the agents' start).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from ccoma.errors import ConfigError
@@ -48,6 +58,17 @@ class MapSpec:
     enemy_site: str
     sc2_map: str | None = None
     smac: "SmacSpec | None" = None
+    terrain: tuple[str, ...] | None = None  # rows of '.'/'#', top row first
+    agent_unit_sites: tuple[str, ...] | None = None  # one site per agent when the team is split
+    enemy_unit_sites: tuple[str, ...] | None = None
+    enemy_goal: str | None = None  # site the enemies attack-move to (None: the agents' start)
+
+    def terrain_grid(self, device="cpu"):
+        """[H, W] bool tensor, True where ground units may stand; row 0 is y = 0 (the bottom)."""
+        import torch
+
+        rows = [[c == "." for c in row] for row in reversed(self.terrain)]
+        return torch.tensor(rows, dtype=torch.bool, device=device)
 
     def site(self, name: str, where: str | None = None) -> SpawnSite:
         if name not in self.sites:
@@ -69,8 +90,9 @@ class SmacSpec:
 # SMAC's map types (map_param_registry); get_unit_type_id orders bits per map type.
 SMAC_MAP_TYPES = ("marines", "stalkers_and_zealots", "colossi_stalkers_zealots", "MMM", "zealots", "hydralisks",
                   "stalkers", "colossus", "bane")
-_KEYS = {"name", "size", "episode_limit", "spawn_sites", "agents", "enemies", "sc2_map", "description", "smac"}
 _SMAC_KEYS = {"map_type", "unit_type_bits", "agent_types", "enemy_types"}
+_KEYS = {"name", "size", "episode_limit", "spawn_sites", "agents", "enemies", "sc2_map", "description", "smac",
+         "terrain", "enemy_goal"}
 
 
 def _number(value, where, field, positive=True):
@@ -93,9 +115,39 @@ def _team(raw, where, field, units, sites):
     for n in names:
         if n not in units:
             raise ConfigError(where, f"field '{field}.units': unknown unit '{n}' (known: {', '.join(sorted(units))})")
-    if raw["spawn"] not in sites:
-        raise ConfigError(where, f"field '{field}.spawn': unknown spawn site '{raw['spawn']}'")
-    return tuple(names), raw["spawn"]
+    spawn = raw["spawn"]
+    per_unit = None
+    if isinstance(spawn, list):
+        if len(spawn) != len(names):
+            raise ConfigError(where, f"field '{field}.spawn' lists {len(spawn)} sites for {len(names)} units")
+        per_unit, spawn = tuple(str(x) for x in spawn), spawn[0]
+    for site in per_unit or (spawn,):
+        if site not in sites:
+            raise ConfigError(where, f"field '{field}.spawn': unknown spawn site '{site}'")
+    return tuple(names), spawn, per_unit
+
+
+def _terrain(raw, where, sites) -> tuple[str, ...]:
+    """Validate a ``terrain`` block; spawn sites must stand on open ground."""
+    if not isinstance(raw, dict) or set(raw) != {"rows"}:
+        raise ConfigError(where, "field 'terrain' should be a mapping with only 'rows' (strings of '.' and '#')")
+    rows = raw["rows"]
+    if (not isinstance(rows, list) or not rows or not all(isinstance(r, str) for r in rows)
+            or len({len(r) for r in rows}) != 1 or not rows[0]):
+        raise ConfigError(where, "field 'terrain.rows' should be a non-empty list of equally long strings")
+    bad = sorted(set("".join(rows)) - {".", "#"})
+    if bad:
+        raise ConfigError(where, f"field 'terrain.rows': unknown cell '{bad[0]}' (use '.' open, '#' impassable)")
+    return tuple(rows)
+
+
+def _check_sites_open(spec: MapSpec, where: str) -> None:
+    H, W = len(spec.terrain), len(spec.terrain[0])
+    for s in spec.sites.values():
+        x, y = s.center
+        col, row = min(int(x * W / spec.size[0]), W - 1), min(int(y * H / spec.size[1]), H - 1)
+        if spec.terrain[H - 1 - row][col] != ".":
+            raise ConfigError(where, f"field 'spawn_sites.{s.name}.center': ({x:g}, {y:g}) is on impassable terrain")
 
 
 def _smac_block(raw, where: str, agents: tuple[str, ...], enemies: tuple[str, ...]) -> SmacSpec:
@@ -168,12 +220,66 @@ def parse_map(raw, where: str) -> MapSpec:
             raise ConfigError(where, f"field '{f}.spread': formation of radius {spread} leaves the arena")
         sites[str(name)] = SpawnSite(str(name), (x, y), spread)
     units = load_units()
-    agents, agent_site = _team(raw["agents"], where, "agents", units, sites)
-    enemies, enemy_site = _team(raw["enemies"], where, "enemies", units, sites)
+    agents, agent_site, agent_unit_sites = _team(raw["agents"], where, "agents", units, sites)
+    enemies, enemy_site, enemy_unit_sites = _team(raw["enemies"], where, "enemies", units, sites)
     smac = _smac_block(raw["smac"], where, agents, enemies) if "smac" in raw else None
-    return MapSpec(name=str(raw["name"]), path=where, size=(w, h), episode_limit=limit, sites=sites,
+    goal = raw.get("enemy_goal")
+    if goal is not None and goal not in sites:
+        raise ConfigError(where, f"field 'enemy_goal': unknown spawn site '{goal}'")
+    terrain = _terrain(raw["terrain"], where, sites) if "terrain" in raw else None
+    spec = MapSpec(name=str(raw["name"]), path=where, size=(w, h), episode_limit=limit, sites=sites,
                    agents=agents, enemies=enemies, agent_site=agent_site, enemy_site=enemy_site,
-                   sc2_map=raw.get("sc2_map"), smac=smac)
+                   sc2_map=raw.get("sc2_map"), terrain=terrain, agent_unit_sites=agent_unit_sites,
+                   enemy_unit_sites=enemy_unit_sites, enemy_goal=goal, smac=smac)
+    if terrain is not None:
+        _check_sites_open(spec, where)
+    return spec
+
+
+def start_grid(spec: MapSpec, team: str, radius: dict[str, float]) -> tuple[list, list]:
+    """Jitter-free start points of a team (``"agents"``/``"enemies"``), one per unit, in roster order,
+    and each unit's grid spacing (3x the largest ``radius`` of the unit types at its site).
+
+    Units sharing a site form a compact grid around it (rows of ceil(sqrt(n))); on a map with
+    terrain they take the open grid points nearest the site instead, clear of impassable cells by
+    their radius plus the formation jitter (a tenth of the spacing).
+    """
+    names = spec.agents if team == "agents" else spec.enemies
+    per_unit = (spec.agent_unit_sites if team == "agents" else spec.enemy_unit_sites) or \
+        ((spec.agent_site if team == "agents" else spec.enemy_site),) * len(names)
+    out: list = [None] * len(names)
+    gaps: list = [None] * len(names)
+    for site in dict.fromkeys(per_unit):
+        members = [i for i, s in enumerate(per_unit) if s == site]
+        r = max(radius[names[i]] for i in members)
+        points = _site_points(spec, spec.sites[site].center, len(members), 3.0 * r, 1.3 * r)
+        for i, p in zip(members, points):
+            out[i], gaps[i] = p, 3.0 * r
+    return out, gaps
+
+
+def _site_points(spec: MapSpec, center, n: int, spacing: float, margin: float) -> list[tuple[float, float]]:
+    cx, cy = center
+    if spec.terrain is None:  # the grid of engine.formation, row by row
+        cols = math.ceil(math.sqrt(n))
+        rows = (n + cols - 1) // cols
+        return [(cx + ((i % cols) - (cols - 1) / 2) * spacing, cy + ((i // cols) - (rows - 1) / 2) * spacing)
+                for i in range(n)]
+    H, W = len(spec.terrain), len(spec.terrain[0])
+
+    def open_at(x, y):
+        if not (0 <= x < spec.size[0] and 0 <= y < spec.size[1]):
+            return False
+        return spec.terrain[H - 1 - int(y * H / spec.size[1])][int(x * W / spec.size[0])] == "."
+
+    reach = int(max(spec.size) / spacing) + 1
+    cands = [(cx + i * spacing, cy + j * spacing) for i in range(-reach, reach + 1) for j in range(-reach, reach + 1)]
+    ok = [(x, y) for x, y in cands
+          if all(open_at(x + dx, y + dy) for dx in (-margin, 0, margin) for dy in (-margin, 0, margin))]
+    ok.sort(key=lambda p: ((p[0] - cx) ** 2 + (p[1] - cy) ** 2, p[1], p[0]))
+    if len(ok) < n:
+        raise ConfigError(spec.path, f"no room for {n} units on open ground around ({cx:g}, {cy:g})")
+    return ok[:n]
 
 
 def map_path(name_or_path: str | Path) -> Path:

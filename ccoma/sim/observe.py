@@ -26,6 +26,7 @@ import dataclasses
 
 import torch
 
+from ccoma.sim import mechanics
 from ccoma.sim.engine import Battle
 from ccoma.sim.units import COL
 
@@ -144,6 +145,7 @@ class Observer:
         if layout.n_types and (layout.ally_bits or layout.enemy_bits):
             self.tables = (_bit_table(layout.ally_bits, layout.n_types, device),
                            _bit_table(layout.enemy_bits, layout.n_types, device))
+        self.mech = None  # set by SimEnv: a ccoma.sim.mechanics.Mechanics (healers' bits, terrain)
 
     def _type_bits(self, types: torch.Tensor) -> torch.Tensor:  # [k, U] -> [k, U, n_types]
         N = self.L.n_agents
@@ -165,6 +167,10 @@ class Observer:
         can_attack = a_alive[..., None] & alive[:, None, N:] & (d <= self.shoot)
         probe = a_pos[:, :, None, :] + self.probe                               # [k, N, 4, 2]
         can_move = ((probe >= 0) & (probe <= self.arena)).all(-1) & a_alive[..., None]
+        if self.mech is not None and self.mech.terrain is not None:  # SMAC: the pathing grid at the probe
+            can_move = can_move & mechanics.passable(self.mech, probe)
+        if self.mech is not None and self.mech.heal:  # a medivac's attack bits name allies (SMAC)
+            can_attack = mechanics.heal_avail(b, self.shoot, idx)
         noop = ~a_alive
         return torch.cat([noop[..., None], a_alive[..., None], can_move, can_attack], dim=-1)
 

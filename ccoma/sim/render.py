@@ -10,6 +10,8 @@ a health bar (green) and a shield bar (cyan) above it, the agents' sight circles
 weapon ranges (dashed, edge to edge: range + own radius), this step's attacks as arrows from
 shooter to target, this step's movement as green arrows, and a title with the step, the alive
 counts and the backend, as in the C-COMA paper's figures 6 and 7. Dead units stay as grey crosses.
+Maps with terrain show impassable cells as dark squares; flying units (medivac) have a dashed
+outline; heals are green dashed lines from healer to patient.
 
 matplotlib and Pillow are imported lazily: importing this module costs nothing.
 """
@@ -56,6 +58,9 @@ class Frame:
     episode_return: float = 0.0
     done: bool = False
     won: bool = False
+    terrain: np.ndarray | None = None   # [H, W] bool, True where ground units may stand (None: open arena)
+    heal_at: np.ndarray | None = None   # [U] int, unit healed during this step or -1
+    air: np.ndarray | None = None       # [U] bool, flying units
 
 
 def _random_policy(seed: int) -> Policy:
@@ -82,7 +87,8 @@ def _snapshot(env, i: int, step: int, prev_pos: np.ndarray | None, label: str, *
                  weapon_range=st[:, COL["range"]].numpy(), alive=b.alive[i].cpu().numpy().copy(),
                  shot_at=b.shot_at[i].cpu().numpy().copy(), sight=float(env.cfg.sight_range),
                  unit_types=tuple(env.unit_types), arena=tuple(float(x) for x in env.arena),
-                 label=label, **extra)
+                 label=label, terrain=None if env.mech.terrain is None else env.mech.terrain.cpu().numpy(),
+                 heal_at=b.heal_at[i].cpu().numpy().copy(), air=st[:, COL["air"]].numpy() > 0, **extra)
 
 
 @torch.no_grad()
@@ -193,6 +199,9 @@ class _Painter:
         ax.set_facecolor("#f4f1ea")
         ax.grid(True, color="white", linewidth=0.8)
         ax.tick_params(labelsize=7)
+        if f.terrain is not None:  # impassable cells, drawn under everything
+            ax.imshow(~f.terrain, origin="lower", extent=(0, f.arena[0], 0, f.arena[1]), cmap="Greys",
+                      vmin=0, vmax=1.6, alpha=0.8, zorder=0, interpolation="nearest")
         side = (np.arange(len(f.pos)) >= f.n_agents).astype(int)
         pts_per_unit = self.fig.get_figwidth() * 72 * 0.9 / (x1 - x0)  # type letters scale with the zoom
         for u in np.flatnonzero(f.alive):
@@ -203,7 +212,9 @@ class _Painter:
             if self.ranges:
                 ax.add_patch(Circle((x, y), f.weapon_range[u] + r, fill=False, ls="--", lw=0.6,
                                     ec=SIDE_COLOURS[s], alpha=0.45))
-            ax.add_patch(Circle((x, y), r, fc=SIDE_COLOURS[s], ec="black", lw=0.6, alpha=0.9, zorder=3))
+            flying = f.air is not None and bool(f.air[u])
+            ax.add_patch(Circle((x, y), r, fc=SIDE_COLOURS[s], ec="black", lw=1.0 if flying else 0.6,
+                                ls="--" if flying else "-", alpha=0.9, zorder=3))
             letter = self.letters.get(self.unit_types[f.types[u]], "?")
             ax.text(x, y, letter, ha="center", va="center", fontsize=float(np.clip(r * pts_per_unit, 5, 13)), color="white", weight="bold", zorder=4)
             self._bars(ax, Rectangle, f, u)
@@ -241,6 +252,10 @@ class _Painter:
             ax.annotate("", xy=tuple(f.pos[t]), xytext=tuple(f.pos[u]), zorder=7,
                         arrowprops=dict(arrowstyle="-|>", color=ATTACK_COLOURS[s], lw=1.4, alpha=0.9,
                                         shrinkA=3, shrinkB=4, mutation_scale=8))
+        heals = np.flatnonzero(f.heal_at >= 0) if f.heal_at is not None else []
+        for u in heals:
+            (x0, y0), (x1, y1) = f.pos[u], f.pos[int(f.heal_at[u])]
+            ax.plot([x0, x1], [y0, y1], ls="--", lw=1.6, color="#43a047", zorder=7)
         d = f.pos - f.prev_pos
         moved = f.alive & (np.linalg.norm(d, axis=-1) > 0.05)
         if moved.any():

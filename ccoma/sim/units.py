@@ -18,7 +18,12 @@ ATTRIBUTES = ("light", "armored", "biological", "mechanical", "massive")
 RACES = ("protoss", "terran", "zerg")
 _NUMERIC = ("hp", "shield", "armor", "damage", "hits", "cooldown", "range", "speed", "radius", "sight",
             "cooldown_norm")
-_NONNEG = {"shield", "armor"}
+_NONNEG = {"shield", "armor", "damage", "speed"}
+# Optional per-type fields: mechanics most units lack (default 0 / false). A unit with damage 0 has
+# no weapon (medivac); speed 0 is a static building (spine crawler).
+_OPTIONAL_NUM = {"heal": 0.0, "heal_cost": 0.0, "energy_start": 0.0, "energy_max": 0.0, "energy_regen": 0.0,
+                 "splash": 0.0}
+_OPTIONAL_FLAG = ("suicide", "air", "anti_air", "cliffwalk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,12 +45,22 @@ class UnitType:
     sight: float
     attributes: tuple
     cooldown_norm: float
+    heal: float = 0.0           # hit points healed per second (medivac), 0 for others
+    heal_cost: float = 0.0      # energy spent per hit point healed
+    energy_start: float = 0.0
+    energy_max: float = 0.0
+    energy_regen: float = 0.0   # energy per second
+    splash: float = 0.0         # radius of the area an attack hits, around the attacker (baneling)
+    suicide: bool = False       # the unit dies when it attacks (baneling)
+    air: bool = False           # flying: no ground collisions, only anti-air weapons reach it
+    anti_air: bool = False      # the weapon can hit air units
+    cliffwalk: bool = False     # ignores impassable terrain (colossus)
 
 
 def _parse_unit(name: str, raw: object, where: str) -> UnitType:
     if not isinstance(raw, dict):
         raise ConfigError(where, f"unit '{name}' should be a mapping of stats")
-    known = set(_NUMERIC) | {"race", "bonus", "attributes"}
+    known = set(_NUMERIC) | {"race", "bonus", "attributes"} | set(_OPTIONAL_NUM) | set(_OPTIONAL_FLAG)
     extra = sorted(set(raw) - known)
     if extra:
         raise ConfigError(where, f"unit '{name}': unknown field '{extra[0]}'")
@@ -60,6 +75,18 @@ def _parse_unit(name: str, raw: object, where: str) -> UnitType:
         if v < 0 or (v == 0 and key not in _NONNEG):
             raise ConfigError(where, f"unit '{name}': field '{key}' must be positive, got {v}")
         vals[key] = float(v)
+    for key, default in _OPTIONAL_NUM.items():
+        v = raw.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ConfigError(where, f"unit '{name}': field '{key}' should be a non-negative number, got {v!r}")
+        vals[key] = float(v)
+    for key in _OPTIONAL_FLAG:
+        v = raw.get(key, False)
+        if not isinstance(v, bool):
+            raise ConfigError(where, f"unit '{name}': field '{key}' should be true or false, got {v!r}")
+        vals[key] = v
+    if vals["heal"] > 0 and vals["energy_max"] <= 0:
+        raise ConfigError(where, f"unit '{name}': a healer needs 'energy_max' (its heal spends energy)")
     if raw["race"] not in RACES:
         raise ConfigError(where, f"unit '{name}': field 'race' must be one of {RACES}, got {raw['race']!r}")
     attrs = raw["attributes"]
@@ -96,9 +123,11 @@ def get_unit(name: str, where: str = "unit", units: dict[str, UnitType] | None =
 
 
 # Column layout of the packed stats tensor; the engine indexes columns by these constants.
+MECHANIC_COLUMNS = ("heal", "heal_cost", "energy_start", "energy_max", "energy_regen", "splash", "suicide", "air",
+                    "anti_air", "cliffwalk")
 STAT_COLUMNS = ("hp", "shield", "armor", "damage", "hits", "cooldown_loops", "range", "speed", "radius",
                 "sight", "cooldown_norm") + tuple(f"bonus_{a}" for a in ATTRIBUTES) + tuple(
-                    f"is_{a}" for a in ATTRIBUTES)
+                    f"is_{a}" for a in ATTRIBUTES) + MECHANIC_COLUMNS
 COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
 GAME_LOOPS_PER_SECOND = 22.4
 
@@ -124,8 +153,13 @@ class UnitTable:
                    t.speed, t.radius, t.sight, t.cooldown_norm]
             row += [float(t.bonus.get(a, 0.0)) for a in ATTRIBUTES]
             row += [1.0 if a in t.attributes else 0.0 for a in ATTRIBUTES]
+            row += [float(getattr(t, c)) for c in MECHANIC_COLUMNS]
             rows.append(row)
         return torch.tensor(rows, dtype=torch.float32, device=device)
+
+    def uses(self, field: str) -> bool:
+        """Whether any type of the table has mechanic ``field`` (a static switch for the engine)."""
+        return any(bool(getattr(t, field)) for t in self.types)
 
     def has_shields(self, names) -> bool:
         return any(self.types[self.index[n]].shield > 0 for n in names)

@@ -84,3 +84,29 @@ def test_cli_bad_map_one_line_no_traceback(tmp_path):
 def test_cli_unknown_map_lists_shipped():
     res = CliRunner().invoke(cli, ["maps", "check", "nosuchmap"])
     assert res.exit_code == 2 and "shipped maps" in res.output and "2s3z" in res.output
+
+
+@pytest.mark.parametrize("edit,replacement,unit,field", [
+    ("heal: 12.6", "heal: -1", "medivac", "heal"),
+    (", air: true", ", air: maybe", "medivac", "air"),
+    ("energy_max: 200", "energy_max: 0", "medivac", "energy_max"),
+    ("splash: 2.2", "splash: wide", "baneling", "splash"),
+])
+def test_bad_mechanic_fields(tmp_path, edit, replacement, unit, field):
+    p = tmp_path / "units.yaml"
+    p.write_text(DEFAULT_UNITS_FILE.read_text().replace(edit, replacement, 1))
+    with pytest.raises(ConfigError) as err:
+        load_units(p)
+    msg = str(err.value)
+    assert f"unit '{unit}'" in msg and f"'{field}'" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda d: d["agents"].update(spawn=["west", "west"]), "lists 2 sites for 5 units"),
+    (lambda d: d["agents"].update(spawn=["west"] * 4 + ["moon"]), "unknown spawn site 'moon'"),
+    (lambda d: d.update(enemy_goal="moon"), "enemy_goal"),
+])
+def test_bad_split_spawns_and_goal(tmp_path, mutate, field):
+    with pytest.raises(ConfigError) as err:
+        load_map(write_map(tmp_path, mutate))
+    assert field in str(err.value) and "\n" not in str(err.value)

@@ -143,3 +143,14 @@ def test_cli_render_bad_input_is_one_line(tmp_path, args, needle):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in res.output
     assert not (tmp_path / "x").exists()
+
+
+def test_frames_show_terrain_flyers_and_heals(tmp_path):
+    frames = record_episode(SimEnv.from_map("MMM", n_envs=1, seed=3), max_steps=40, seed=1)
+    f0 = frames[0]
+    assert f0.terrain is not None and f0.terrain.any() and not f0.terrain.all()
+    assert int(f0.air.sum()) == 2  # one medivac a side
+    healers = {int(u) for f in frames for u in np.flatnonzero(f.heal_at >= 0)}
+    assert healers and all(f0.air[u] for u in healers)
+    paths = render_frames(frames[-1:], tmp_path)
+    assert paths[0].read_bytes()[:8] == PNG_MAGIC
