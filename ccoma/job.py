@@ -96,13 +96,10 @@ class Stage:
 
 
 def _make_env(spec: JobSpec, scenario, source, n_envs: int, seed: int, compile: bool | None = None):
-    from ccoma.config import build
-    from ccoma.sim.engine import SimConfig
-    from ccoma.sim.env import SimEnv
+    from ccoma.envs import backend_of, make
 
-    cfg = build(SimConfig, spec.sim, "sim")
-    return SimEnv(scenario.map, n_envs, source=source, config=cfg, device=spec.device, seed=seed,
-                  compile=spec.budget.compile if compile is None else compile)
+    return make(backend_of(spec.backend), scenario.map, n_envs, seed, spec.device, source=source, config=spec.sim,
+                compile=spec.budget.compile if compile is None else compile)
 
 
 def _record_episodes(stage: Stage, stats: dict) -> None:

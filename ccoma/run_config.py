@@ -87,7 +87,10 @@ class RunConfig:
     budget: Budget = doc("The resolved budget.", factory=Budget)
     algo: dict = doc("Per learner overrides of its config, e.g. {qmix: {lr: 0.001}}.", factory=dict)
     continual: ContinualConfig = doc("The continual strategy.", factory=ContinualConfig)
-    sim: dict = doc("Overrides of the simulator's SimConfig (ccoma.sim.engine).", factory=dict)
+    backend: str = doc("Environment backend: 'sim' (the built-in simulator) or 'sc2' (StarCraft II, needs the "
+                       "game; see docs/sc2.md and `ccoma doctor`).", "sim")
+    sim: dict = doc("Overrides of the backend's config: the simulator's SimConfig (ccoma.sim.engine), or with "
+                    "backend sc2 its Sc2Config (ccoma.envs.sc2.config).", factory=dict)
     device: str = doc("torch device for simulation and learning: cpu, cuda or auto.", "cpu")
     executor: str = doc("local (process pool) or ray.", "local")
     workers: int = doc("Parallel jobs for the local executor (0 = number of CPU cores).", 0)
@@ -130,6 +133,11 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
     if not seeds:
         raise ConfigError("--seed", "at least one seed is needed")
     fields = {k: v for k, v in fields.items() if v is not None}
+    from ccoma.envs import BACKENDS
+
+    backend = fields.get("backend", cfg.backend)
+    if backend not in BACKENDS:
+        raise ConfigError("--backend", f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
     return dataclasses.replace(cfg, scenario=scenario_name, methods=methods, seeds=seeds,
                                budget_name=budget_name, budget=budget, **fields)
 
