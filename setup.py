@@ -30,7 +30,8 @@ setup(
         "numpy>=1.26,<3",
     ],
     extras_require={
-        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3"],
+        # pysc2-evolved: the StarCraft II backend's protocol tests run against a stand-in game (no binary)
+        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3", "pysc2-evolved==1.1.1"],
         "ray": ["ray==2.60.0"],
         "bench": ["jaxmarl==0.2.0"],
         "sc2": ["pysc2-evolved==1.1.1"],
