@@ -68,7 +68,11 @@ class Sc2Game:
                 map_data = b""
             else:
                 self.controller, self.proc, run_config = _launch_real(self.cfg, self.map_path)
-                map_data = run_config.map_data(self.map_path)
+                try:
+                    map_data = run_config.map_data(self.map_path)
+                except ValueError as exc:  # a missing map is not transient: no restart will find it
+                    self.close()
+                    raise CcomaError(f"sc2: {exc}; run `ccoma doctor` for the steps to install the maps") from None
             create = sc2api.RequestCreateGame(local_map=sc2api.LocalMap(map_path=self.map_path, map_data=map_data),
                                               realtime=False, random_seed=self.seed)
             create.player_setup.add(type=sc2api.Participant)

@@ -64,10 +64,10 @@ def find_game(sc2path: str | None = None) -> GameLocation:
     binary = None
     for v in reversed(versions):
         cand = versions_dir / v / _exec_name()
-        if cand.is_file():
+        if cand.is_file() and (platform.system() == "Windows" or os.access(cand, os.X_OK)):
             binary = cand
             break
     maps_dir = root / "Maps" if (root / "Maps").is_dir() else None
     flat = maps_dir is not None and (maps_dir / FLAT_MAP).is_file()
-    reason = "" if binary else f"no game binary under {versions_dir}/Base*/{_exec_name()}"
+    reason = "" if binary else f"no executable game binary under {versions_dir}/Base*/{_exec_name()}"
     return GameLocation(root, binary, versions, maps_dir, flat, reason)
