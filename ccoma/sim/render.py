@@ -56,6 +56,7 @@ class Frame:
     episode_return: float = 0.0
     done: bool = False
     won: bool = False
+    backend: str = BACKEND_LABEL  # which backend fought the battle (the env's ``render_label``)
 
 
 def _random_policy(seed: int) -> Policy:
@@ -82,7 +83,7 @@ def _snapshot(env, i: int, step: int, prev_pos: np.ndarray | None, label: str, *
                  weapon_range=st[:, COL["range"]].numpy(), alive=b.alive[i].cpu().numpy().copy(),
                  shot_at=b.shot_at[i].cpu().numpy().copy(), sight=float(env.cfg.sight_range),
                  unit_types=tuple(env.unit_types), arena=tuple(float(x) for x in env.arena),
-                 label=label, **extra)
+                 label=label, backend=getattr(env, "render_label", BACKEND_LABEL), **extra)
 
 
 @torch.no_grad()
@@ -214,7 +215,7 @@ class _Painter:
         a_alive, e_alive = int(f.alive[:f.n_agents].sum()), int(f.alive[f.n_agents:].sum())
         end = f" - {outcome(f)}" if f.done else ""
         ax.set_title(f"{f.label}  step {f.step}  agents alive {a_alive}/{f.n_agents}  enemies alive "
-                     f"{e_alive}/{len(f.pos) - f.n_agents}{end}\n{BACKEND_LABEL}   return {f.episode_return:.2f}",
+                     f"{e_alive}/{len(f.pos) - f.n_agents}{end}\n{f.backend}   return {f.episode_return:.2f}",
                      fontsize=9)
         self.canvas.draw()
         return self.fig

@@ -62,6 +62,9 @@ class Sc2Env:
         self.games = [Sc2Game(self.cfg, self.map_path, *races, seed=int(s) & 0x7FFFFFFF)
                       for s in self._env_seeds.tolist()]
         self.stats = {"restarts": 0, "dropped_episodes": 0}
+        from ccoma.envs.factory import describe
+
+        self.render_label = f"StarCraft II ({describe('sc2')})"  # frames of ccoma render say where they come from
         self._pool = None
         self.set_source(source or MapSource(map_spec))
 
@@ -235,7 +238,12 @@ class Sc2Env:
             self._read(i)
         self.dead |= failed
         dropped = torch.as_tensor(failed, device=self.device)
-        self.stats["dropped_episodes"] += int(failed.sum())
+        if failed.any():
+            self.stats["dropped_episodes"] += int(failed.sum())
+            import sys
+
+            sys.stderr.write(f"ccoma: sc2 game(s) {np.flatnonzero(failed).tolist()} failed; restarting them, their "
+                             f"episodes are dropped ({self.stats['dropped_episodes']} dropped so far)\n")
         b.t += 1
         self.last_actions = actions.clone()
 
