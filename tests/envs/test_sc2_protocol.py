@@ -22,7 +22,9 @@ RL_FIRST = fake.N_DATA_UNITS - len(protocol.RL_UNITS)
 def stand_in(monkeypatch):
     monkeypatch.setenv("CCOMA_SC2_CONTROLLER", "sc2_fake_controller:make_controller")
     fake.CONTROLLERS.clear()
-    fake.KNOBS["sim"] = SimConfig(cooldown_jitter=False)
+    fake.KNOBS.update(sim=SimConfig(cooldown_jitter=False), size=(32, 32))
+    yield
+    fake.KNOBS["size"] = (32, 32)
 
 
 def close_fight():
@@ -201,4 +203,13 @@ def test_a_game_that_never_starts_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(fake.FakeController, "join_game", lambda self, req: (_ for _ in ()).throw(OSError("refused")))
     env = make("sc2", load_map("3m"), 1, seed=0)
     with pytest.raises(CcomaError, match="failed 4 times in a row.*ccoma doctor"):
+        env.reset()
+
+
+def test_a_map_of_another_size_is_one_clear_error():
+    from ccoma.errors import CcomaError
+
+    fake.KNOBS["size"] = (40, 40)
+    env = make("sc2", "2s3z", 1, seed=0)
+    with pytest.raises(CcomaError, match="SMAC_Maps/32x32_flat.SC2Map is 40x40 but ccoma map '2s3z' is 32x32"):
         env.reset()

@@ -118,8 +118,9 @@ class Sc2Env:
             self._launched[i] = True
             game.launch()
         if game.map_size != tuple(float(x) for x in self.arena):
-            raise CcomaError(f"sc2: map {self.map_path} is {game.map_size[0]:g}x{game.map_size[1]:g} but ccoma map "
-                             f"'{self.map.name}' is {self.arena[0]:g}x{self.arena[1]:g}; set sim.map to a map of that size")
+            w, h = game.map_size
+            raise CcomaError(f"sc2: map {self.map_path} is {w:g}x{h:g} but ccoma map '{self.map.name}' is "
+                             f"{self.arena[0]:g}x{self.arena[1]:g}; set sim.map to a map of that size")
         self._unit_ids(game)
 
     # ------------------------------------------------------------------------------- episodes
