@@ -62,6 +62,8 @@ class Sc2Env:
         self.games = [Sc2Game(self.cfg, self.map_path, *races, seed=int(s) & 0x7FFFFFFF)
                       for s in self._env_seeds.tolist()]
         self.stats = {"restarts": 0, "dropped_episodes": 0}
+        self.dead = np.ones(n_envs, dtype=bool)  # games to (re)start before their next episode
+        self._launched = np.zeros(n_envs, dtype=bool)
         from ccoma.envs.factory import describe
 
         self.render_label = f"StarCraft II ({describe('sc2')})"  # frames of ccoma render say where they come from
@@ -91,8 +93,6 @@ class Sc2Env:
         self.battle.env_seed = self._env_seeds.to(self.device)
         self.battle.episode[:] = -1
         self.tags = np.zeros((B, N + self.n_enemies), dtype=np.uint64)
-        self.dead = np.ones(B, dtype=bool)  # a game that must be (re)started before its next episode
-        self._launched = np.zeros(B, dtype=bool)
         self.last_actions = torch.full((B, N), -1, dtype=torch.long, device=self.device)
         self.ep_return = torch.zeros(B, device=self.device)
         self.max_reward = torch.ones(B, device=self.device)
