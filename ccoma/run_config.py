@@ -108,6 +108,11 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
 
     data = dict(overrides or {})
     cfg = build(RunConfig, {k: v for k, v in data.items() if k != "budget"}, where)
+    from ccoma.envs import BACKENDS
+
+    backend = fields.get("backend") or cfg.backend
+    if backend not in BACKENDS:
+        raise ConfigError("--backend", f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
     if budget_name not in BUDGETS:
         raise ConfigError("--budget", f"unknown budget '{budget_name}' (known: {', '.join(BUDGETS)})")
     base = dataclasses.asdict(BUDGETS[budget_name])
@@ -133,11 +138,6 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
     if not seeds:
         raise ConfigError("--seed", "at least one seed is needed")
     fields = {k: v for k, v in fields.items() if v is not None}
-    from ccoma.envs import BACKENDS
-
-    backend = fields.get("backend", cfg.backend)
-    if backend not in BACKENDS:
-        raise ConfigError("--backend", f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
     return dataclasses.replace(cfg, scenario=scenario_name, methods=methods, seeds=seeds,
                                budget_name=budget_name, budget=budget, **fields)
 

@@ -80,3 +80,9 @@ def test_model_trained_on_sim_deploys_on_sc2(workdir, sqlite_store, monkeypatch)
                                       "tags.`ccoma.kind` = 'deploy'")
     assert len(runs) == 1 and runs[0].data.tags["ccoma.backend"] == "sc2 pysc2-evolved 1.1.1"
     assert runs[0].data.params["backend"] == "sc2 pysc2-evolved 1.1.1"
+
+
+def test_unknown_backend_in_a_config_file_exits_2(workdir):
+    (workdir / "bad.yaml").write_text("backend: starcraft\n")
+    res = CliRunner().invoke(cli, ["train", *STEPS, "--config", "bad.yaml"])
+    assert res.exit_code == 2 and "unknown backend 'starcraft' (known: sim, sc2)" in res.output
