@@ -54,8 +54,8 @@ def load_buffer_state(buf, sd: dict) -> None:
 
 
 def rng_state(env) -> dict:
-    state = {"torch": torch.get_rng_state(), "env": env.generator.get_state(),
-             "episodes": env.battle.episode.cpu().clone()}
+    """The global torch streams and the environment's own (``BatchedEnv.get_rng_state``)."""
+    state = {"torch": torch.get_rng_state(), "env": env.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -63,7 +63,9 @@ def rng_state(env) -> dict:
 
 def load_rng_state(env, sd: dict) -> None:
     torch.set_rng_state(sd["torch"])
-    env.generator.set_state(sd["env"])
-    env.battle.episode.copy_(sd["episodes"].to(env.battle.episode.device))
+    env_state = sd["env"]
+    if not isinstance(env_state, dict):  # checkpoints written before the env contract held it
+        env_state = {"generator": env_state, "episodes": sd.get("episodes")}
+    env.set_rng_state(env_state)
     if "cuda" in sd and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(sd["cuda"])

@@ -15,6 +15,7 @@ from ccoma.errors import CcomaError
 COMMANDS = {
     "train": "ccoma.commands.train_deploy:train",
     "deploy": "ccoma.commands.train_deploy:deploy",
+    "doctor": "ccoma.commands.doctor:doctor",
     "evaluate": "ccoma.commands.evaluate:evaluate",
     "maps": "ccoma.commands.maps:maps",
     "models": "ccoma.commands.models:models",

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import click
 
-from ccoma import SIM_NAME, SIM_VERSION
+from ccoma.envs import check as check_backend
+from ccoma.envs import describe
 from ccoma.errors import CcomaError
 from ccoma.run_config import RunConfig, check_device, jobs
 from ccoma.tracking.schema import flatten_params
 
-BACKEND = f"{SIM_NAME} {SIM_VERSION}"
+BACKEND = describe("sim")  # the default backend's label; a run's own is describe(cfg.backend)
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -52,8 +53,8 @@ def job_specs(cfg: RunConfig, run_key: str, params: dict) -> list:
     return [JobSpec(scenario=cfg.scenario, algo=j["algo"], seed=j["seed"], methods=j["methods"],
                     budget=cfg.budget, continual=cfg.continual, algo_overrides=dict(cfg.algo), sim=dict(cfg.sim),
                     device=check_device(cfg.device), tracking_uri=cfg.tracking_uri, run_key=run_key,
-                    budget_name=cfg.budget_name, backend=BACKEND, params=params, run_dir=cfg.run_dir,
-                    reference=reference)
+                    budget_name=cfg.budget_name, backend=describe(cfg.backend), params=params,
+                    run_dir=cfg.run_dir, reference=reference)
             for j in jobs(cfg)]
 
 
@@ -67,6 +68,8 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     from ccoma.tracking import Tracker
 
     executors.check(cfg.executor, cfg.ray_address)
+    check_backend(cfg.backend)  # before any MLflow run: a missing game is one line pointing at `ccoma doctor`
+    backend = describe(cfg.backend)
     scenario = load_scenario(cfg.scenario)
     run_key = _run_key(cfg, resume)
     if resume:
@@ -74,8 +77,8 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     tracker = Tracker(cfg.tracking_uri or None)  # probes a server first: unreachable = one clear line
     params = flatten_params(cfg)
     params.update({"protocol.unseen_from": _unseen(scenario, cfg), "budget.train_steps": cfg.budget.train_steps,
-                   "budget.deploy_steps": cfg.budget.deploy_steps, "backend": BACKEND})
-    parent = tracker.evaluate_run(cfg.scenario, run_key, backend=BACKEND, budget=cfg.budget_name, params=params,
+                   "budget.deploy_steps": cfg.budget.deploy_steps, "backend": backend})
+    parent = tracker.evaluate_run(cfg.scenario, run_key, backend=backend, budget=cfg.budget_name, params=params,
                                   tags={"ccoma.config_hash": config_hash(cfg)})
     out_dir = Path(cfg.run_dir) / run_key
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +87,7 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     parent.log_artifact(out_dir / "config.yaml", "config")
     parent.log_artifact(scenario_path(cfg.scenario), "scenario")
     specs = job_specs(cfg, run_key, params)
-    echo(f"ccoma: {cfg.scenario} [{BACKEND}, budget {cfg.budget_name}: {cfg.budget.train_steps:,} train + "
+    echo(f"ccoma: {cfg.scenario} [{backend}, budget {cfg.budget_name}: {cfg.budget.train_steps:,} train + "
          f"{cfg.budget.deploy_steps:,} deploy steps] - {len(specs)} jobs "
          f"({', '.join(cfg.methods)} x seeds {', '.join(map(str, cfg.seeds))}) on {cfg.executor}")
     results, failed = [], []
@@ -163,15 +166,17 @@ def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen"
     from ccoma.tracking import Tracker
 
     executors.check("local")
+    check_backend(cfg.backend)  # before any MLflow run: a missing game is one line pointing at `ccoma doctor`
+    backend = describe(cfg.backend)
     tracker = Tracker(cfg.tracking_uri or None)
     run_key = f"{kind}-{config_hash(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    params = flatten_params(cfg)
-    parent = tracker.evaluate_run(cfg.scenario, run_key, backend=BACKEND, budget=cfg.budget_name, params=params,
+    params = dict(flatten_params(cfg), backend=backend)
+    parent = tracker.evaluate_run(cfg.scenario, run_key, backend=backend, budget=cfg.budget_name, params=params,
                                   tags={"ccoma.kind": kind, "ccoma.init_from": init_from or "-"})
     spec = job_specs(dataclasses.replace(cfg, methods=(_method(algo, mode),), seeds=(seed,)), run_key, params)[0]
     spec = dataclasses.replace(spec, parent_run_id=parent.run_id, init_from=init_from,
                                stages=("train",) if kind == "train" else ())
-    echo(f"ccoma {kind}: {algo} seed {seed} on {cfg.scenario} [{BACKEND}]")
+    echo(f"ccoma {kind}: {algo} seed {seed} on {cfg.scenario} [{backend}]")
     try:
         with _step_bar([spec]):
             result = run_job(spec)

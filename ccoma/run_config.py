@@ -90,7 +90,10 @@ class RunConfig:
     budget: Budget = doc("The resolved budget.", factory=Budget)
     algo: dict = doc("Per learner overrides of its config, e.g. {qmix: {lr: 0.001}}.", factory=dict)
     continual: ContinualConfig = doc("The continual strategy.", factory=ContinualConfig)
-    sim: dict = doc("Overrides of the simulator's SimConfig (ccoma.sim.engine).", factory=dict)
+    backend: str = doc("Environment backend: 'sim' (the built-in simulator) or 'sc2' (StarCraft II, needs the "
+                       "game; see docs/sc2.md and `ccoma doctor`).", "sim")
+    sim: dict = doc("Overrides of the backend's config: the simulator's SimConfig (ccoma.sim.engine), or with "
+                    "backend sc2 its Sc2Config (ccoma.envs.sc2.config).", factory=dict)
     device: str = doc("torch device for simulation and learning: cpu, cuda or auto.", "cpu")
     executor: str = doc("local (process pool) or ray.", "local")
     workers: int = doc("Parallel jobs for the local executor (0 = number of CPU cores).", 0)
@@ -111,6 +114,11 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
 
     data = dict(overrides or {})
     cfg = build(RunConfig, {k: v for k, v in data.items() if k != "budget"}, where)
+    from ccoma.envs import BACKENDS
+
+    backend = fields.get("backend") or cfg.backend
+    if backend not in BACKENDS:
+        raise ConfigError("--backend", f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
     if budget_name not in BUDGETS:
         raise ConfigError("--budget", f"unknown budget '{budget_name}' (known: {', '.join(BUDGETS)})")
     base = dataclasses.asdict(BUDGETS[budget_name])
@@ -154,7 +162,9 @@ def check(cfg: RunConfig, scenario, where: str = "config") -> None:
     from ccoma.sim.env import SimEnv
 
     check_device(cfg.device)
-    sim = build(SimConfig, cfg.sim, where, prefix="sim.")
+    # with backend sc2 the `sim:` section holds the game's settings (checked by ccoma.envs.sc2); the
+    # layout (and so every learner's shapes) is the simulator's on either backend
+    sim = build(SimConfig, cfg.sim, where, prefix="sim.") if cfg.backend == "sim" else SimConfig()
     for name, ov in cfg.algo.items():
         registry.get(str(name), where=f"{where}: algo")
         if ov is not None and not isinstance(ov, dict):

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from ccoma.config import describe
+from ccoma.envs.sc2.config import Sc2Config
 from ccoma.run_config import Budget, ContinualConfig, RunConfig
 from ccoma.sim.engine import SimConfig
 
@@ -17,8 +18,10 @@ def main() -> str:
             "Nested sections: `budget:` (a Budget, on top of `--budget`), `continual:`, `sim:` (SimConfig),",
             "`algo: {qmix: {lr: 0.001}}` (each learner's own config, see ccoma/algos).", "",
             "    methods: [c-coma, coma]", "    seeds: [0, 1, 2]", "    budget: {n_envs: 16, eval_episodes: 64}",
-            "    continual: {anchor: l2, anchor_weight: 5.0}", "    sim: {substeps: 4}", ""]
-    for cls in (RunConfig, Budget, ContinualConfig, SimConfig):
+            "    continual: {anchor: l2, anchor_weight: 5.0}", "    sim: {substeps: 4}", "",
+            "With `backend: sc2` (StarCraft II, docs/sc2.md) the `sim:` section holds Sc2Config overrides instead.",
+            ""]
+    for cls in (RunConfig, Budget, ContinualConfig, SimConfig, Sc2Config):
         text += [f"## {cls.__name__}", "", (cls.__doc__ or "").strip(), "", table(cls), ""]
     return "\n".join(text)
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 import click
 
 
+BACKEND_OPTION = click.option(
+    "--backend", type=click.Choice(["sim", "sc2"]), default=None,
+    help="Environment backend: sim (built-in simulator, default) or sc2 (StarCraft II; see `ccoma doctor`).")
+
+
 def common_options(fn):
     """Options shared by evaluate, train and deploy."""
     opts = [
@@ -17,6 +22,7 @@ def common_options(fn):
                      help="YAML file of RunConfig overrides (see docs/config.md)."),
         click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)."),
         click.option("--device", default=None, help="cpu, cuda or auto."),
+        BACKEND_OPTION,
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -49,7 +55,7 @@ def load_overrides(config_file):
 @click.option("--reference", is_flag=True, default=None,
               help="Also train from-scratch references on the unseen phase (<algo>-reference runs), so the "
                    "report can give forward transfer.")
-def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, methods, seeds,
+def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend, methods, seeds,
              executor, workers, ray_address, run_dir, resume, report, reference):
     """Train each method, deploy it frozen or still learning into the changing world, and report.
 
@@ -60,8 +66,8 @@ def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_
 
     cfg = resolve(scenario, budget, methods=methods, seeds=seeds, train_steps=train_steps,
                   deploy_steps=deploy_steps, overrides=load_overrides(config_file),
-                  where=config_file or "config", tracking_uri=tracking_uri, device=device, executor=executor,
-                  workers=workers, ray_address=ray_address, run_dir=run_dir, report=report,
+                  where=config_file or "config", tracking_uri=tracking_uri, device=device, backend=backend,
+                  executor=executor, workers=workers, ray_address=ray_address, run_dir=run_dir, report=report,
                   reference=reference)
     out = run_evaluate(cfg, resume=resume)
     click.echo(f"parent run {out['run_id']} (run key {out['run_key']}); "

@@ -17,24 +17,26 @@ def policy_from_checkpoint(path: str, env):
     return load_policy(path, env)
 
 
-def build_env(map_name: str | None, scenario: str | None, phase: str | None, seed: int):
-    """A one-environment SimEnv for a map (its own spawns) or one phase of a scenario; returns (env, label)."""
+def build_env(map_name: str | None, scenario: str | None, phase: str | None, seed: int, backend: str = "sim"):
+    """A one-environment env of ``backend`` for a map (its own spawns) or one phase of a scenario;
+    returns (env, label)."""
+    from ccoma.envs import check, make
     from ccoma.errors import CcomaError
-    from ccoma.sim.env import SimEnv
 
     if map_name and scenario:
         raise CcomaError("render: give either --map or --scenario, not both")
     if phase and not scenario:
         raise CcomaError("render: --phase needs --scenario")
+    check(backend)
     if not scenario:
         name = map_name or "2s3z"
-        return SimEnv.from_map(name, n_envs=1, seed=seed), name
+        return make(backend, name, 1, seed), name
     from ccoma.scenarios import load_scenario
 
     scn = load_scenario(scenario)
     phase = phase or scn.phase_names[0]
     source = scn.phase_source(phase, seed=seed)
-    return SimEnv(scn.map, 1, source=source, seed=seed), f"{scn.name}-{phase}"
+    return make(backend, scn.map, 1, seed, source=source), f"{scn.name}-{phase}"
 
 
 @click.command()
@@ -53,8 +55,10 @@ def build_env(map_name: str | None, scenario: str | None, phase: str | None, see
 @click.option("--crop/--no-crop", default=True, show_default=True, help="Zoom on the part of the arena in use.")
 @click.option("--checkpoint", type=click.Path(), default=None,
               help="A trained policy checkpoint to drive the agents (default: random valid actions).")
-def render(map_name, scenario, phase, seed, steps, output, every, gif, fps, sight, ranges, crop, checkpoint):
-    """Draw one battle of the built-in simulator as PNG frames (and a GIF)."""
+@click.option("--backend", type=click.Choice(["sim", "sc2"]), default="sim", show_default=True,
+              help="Fight in the built-in simulator or in StarCraft II (see `ccoma doctor`).")
+def render(map_name, scenario, phase, seed, steps, output, every, gif, fps, sight, ranges, crop, checkpoint, backend):
+    """Draw one battle (built-in simulator or StarCraft II) as PNG frames (and a GIF)."""
     from pathlib import Path
 
     from ccoma.errors import CcomaError
@@ -62,7 +66,7 @@ def render(map_name, scenario, phase, seed, steps, output, every, gif, fps, sigh
 
     if every < 1 or (steps is not None and steps < 1) or fps <= 0:
         raise CcomaError("render: --every and --steps must be at least 1 and --fps positive")
-    env, label = build_env(map_name, scenario, phase, seed)
+    env, label = build_env(map_name, scenario, phase, seed, backend)
     policy = policy_from_checkpoint(checkpoint, env) if checkpoint else None
     frames = record_episode(env, policy=policy, max_steps=steps, seed=seed, label=label)
     out = Path(output or Path("renders") / f"{label}-seed{seed}")

@@ -6,24 +6,24 @@ import click
 from ccoma.commands.evaluate import common_options, load_overrides
 
 
-def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device):
+def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend):
     from ccoma.run_config import resolve
 
     return resolve(scenario, budget, train_steps=train_steps, deploy_steps=deploy_steps,
                    overrides=load_overrides(config_file), where=config_file or "config",
-                   tracking_uri=tracking_uri, device=device, report=False)
+                   tracking_uri=tracking_uri, device=device, backend=backend, report=False)
 
 
 @click.command()
 @common_options
 @click.option("--algo", "-a", default="coma", show_default=True, help="Learner: coma, qmix, vdn, iql, mfq.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, algo, seed):
+def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend, algo, seed):
     """Train one learner on a scenario's training stage; prints the checkpoint to deploy from."""
     from ccoma.experiment import single
 
-    out = single(_cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device), algo, seed,
-                 "train")
+    out = single(_cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend), algo,
+                 seed, "train")
     series = next(iter(out["methods"].values()))["series"]["win_rate"]
     click.echo(f"trained in {out['seconds']:.0f} s; final rolling win rate {series[-1] if series else 0:.2f}")
     click.echo(f"checkpoint: {out['checkpoint']}")
@@ -38,8 +38,8 @@ def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri
               show_default=True, help="frozen: greedy, no learning; continual: the trainable set learns; "
               "frozen-explore: no learning, behaviour policy (the sampling control).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, init_from, algo, mode,
-           seed):
+def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend, init_from, algo,
+           mode, seed):
     """Deploy a trained model into a scenario's changing world, frozen or still learning."""
     from pathlib import Path
 
@@ -48,8 +48,8 @@ def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_ur
 
     if not Path(init_from).exists():
         raise CcomaError(f"--checkpoint {init_from}: no such file or directory")
-    out = single(_cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device), algo, seed,
-                 "deploy", mode=mode, init_from=init_from)
+    out = single(_cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend), algo,
+                 seed, "deploy", mode=mode, init_from=init_from)
     for method, r in out["methods"].items():
         rates = r["series"]["win_rate"]
         click.echo(f"{method}: mean online win rate {sum(rates) / max(len(rates), 1):.2f}; "

@@ -57,6 +57,7 @@ class Rollout:
                                        device=self.learner.device)
         self._obs, self._state, self._avail = self.env.get_obs(), self.env.get_state(), self.env.get_avail_actions()
         self.pending = 0  # finished episodes not yet paid for by an update (dropped episodes owe nothing)
+        self.finished = None  # [k] rows whose episode finished (and counts) in the last step
 
     @property
     def schedule_step(self) -> int:
@@ -86,6 +87,7 @@ class Rollout:
         self.t_env += self.n_envs
         self.last_actions = actions.clone()  # reset rows are edited in place below
         stats = None
+        self.finished = None
         if bool(done.any()):
             stats = self._finish(done, out)
         self._obs, self._state, self._avail = self.env.get_obs(), self.env.get_state(), self.env.get_avail_actions()
@@ -94,20 +96,24 @@ class Rollout:
     def _finish(self, done: torch.Tensor, out) -> dict[str, torch.Tensor]:
         """Close the episodes of ``done`` envs: final slot, push to the buffer, reset their rows."""
         rows = done.nonzero().squeeze(1)
-        if self.buffer is not None:
+        dropped = getattr(out, "dropped", None)
+        kept = rows if dropped is None else rows[~dropped[rows]]  # cut short by a backend failure: not data
+        self.finished = kept
+        if self.buffer is not None and kept.numel():
             # The final (pre-reset) observation goes in the slot after the last step.
-            self._write(rows, self.t[rows], {"obs": out.obs[rows], "state": out.state[rows],
-                                             "avail": out.avail[rows]})
-            self.buffer.insert({k: v[rows] for k, v in self.store.items()})
+            self._write(kept, self.t[kept], {"obs": out.obs[kept], "state": out.state[kept],
+                                             "avail": out.avail[kept]})
+            self.buffer.insert({k: v[kept] for k, v in self.store.items()})
+        if self.buffer is not None:
             for v in self.store.values():
                 v[rows] = 0
         self.t[rows] = 0
         learner_rows = rows.to(self.learner.device)
         self.hidden[learner_rows] = 0
         self.last_actions[learner_rows] = -1
-        self.episodes += int(rows.numel())
-        return {"won": out.won[rows], "return": out.episode_return[rows], "length": out.episode_length[rows],
-                "phase": out.phase[rows], "unseen": out.unseen[rows]}
+        self.episodes += int(kept.numel())
+        return {"won": out.won[kept], "return": out.episode_return[kept], "length": out.episode_length[kept],
+                "phase": out.phase[kept], "unseen": out.unseen[kept]}
 
     def collect(self, n_steps: int) -> dict[str, torch.Tensor]:
         """Run ``n_steps`` batched steps (n_steps * B env steps); stats of finished episodes."""
@@ -167,8 +173,8 @@ def evaluate(env, learner, n_episodes: int, mode: str = "greedy") -> dict[str, t
     with torch.no_grad():
         while bool((count < per_env).any()):
             stats = rollout.step()
-            done_rows = (rollout.t == 0).nonzero().squeeze(1)  # just finished (t restarts at 0)
-            if done_rows.numel():
+            done_rows = rollout.finished  # just finished (dropped episodes left out), in stats' order
+            if done_rows is not None and done_rows.numel():
                 keep = count[done_rows] < per_env
                 parts.append({k: v[keep] for k, v in stats.items()})
                 count[done_rows] += 1

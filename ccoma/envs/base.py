@@ -63,6 +63,9 @@ class StepOut:
     obs: torch.Tensor           # [B, N, obs_dim] after the step, before auto-reset
     state: torch.Tensor         # [B, state_dim]
     avail: torch.Tensor         # [B, N, A] bool
+    # [B] bool or None: the episode ending here was cut short by a backend failure (a StarCraft II game
+    # that died and was restarted); it is not a real end, so rollouts neither store nor count it
+    dropped: torch.Tensor | None = None
 
     @property
     def done(self) -> torch.Tensor:  # [B] bool
@@ -88,3 +91,12 @@ class BatchedEnv(Protocol):
     def get_avail_actions(self) -> torch.Tensor: ...
     def get_env_info(self) -> dict: ...
     def set_source(self, source: EpisodeSource) -> None: ...
+
+    def get_rng_state(self) -> dict:
+        """Everything random about the episodes still to come (CPU tensors and numbers only, so a
+        ``weights_only`` checkpoint holds it)."""
+        ...
+
+    def set_rng_state(self, state: dict) -> None:
+        """Restore :meth:`get_rng_state`; the next :meth:`reset` deals the same episodes as then."""
+        ...

@@ -306,3 +306,16 @@ class SimEnv:
         return {"state_shape": self.state_dim, "obs_shape": self.obs_dim, "n_actions": self.n_actions,
                 "n_agents": self.n_agents, "n_enemies": self.n_enemies, "episode_limit": self.episode_limit,
                 "unit_types": list(self.unit_types), "map_name": self.map.name}
+
+    def get_rng_state(self) -> dict:
+        """The episode generator and each environment's episode counter (keys of the keyed streams)."""
+        episodes = self.battle.episode.cpu().clone() if self.battle is not None else None
+        return {"generator": self.generator.get_state(), "episodes": episodes}
+
+    def set_rng_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        if state.get("episodes") is not None:
+            if self.battle is None:
+                self._build()
+            self.battle.episode.copy_(state["episodes"].to(self.battle.episode.device))
+

@@ -61,6 +61,7 @@ class Frame:
     terrain: np.ndarray | None = None   # [H, W] bool, True where ground units may stand (None: open arena)
     heal_at: np.ndarray | None = None   # [U] int, unit healed during this step or -1
     air: np.ndarray | None = None       # [U] bool, flying units
+    backend: str = BACKEND_LABEL  # which backend fought the battle (the env's ``render_label``)
 
 
 def _random_policy(seed: int) -> Policy:
@@ -88,7 +89,8 @@ def _snapshot(env, i: int, step: int, prev_pos: np.ndarray | None, label: str, *
                  shot_at=b.shot_at[i].cpu().numpy().copy(), sight=float(env.cfg.sight_range),
                  unit_types=tuple(env.unit_types), arena=tuple(float(x) for x in env.arena),
                  label=label, terrain=None if env.mech.terrain is None else env.mech.terrain.cpu().numpy(),
-                 heal_at=b.heal_at[i].cpu().numpy().copy(), air=st[:, COL["air"]].numpy() > 0, **extra)
+                 heal_at=b.heal_at[i].cpu().numpy().copy(), air=st[:, COL["air"]].numpy() > 0,
+                 backend=getattr(env, "render_label", BACKEND_LABEL), **extra)
 
 
 @torch.no_grad()
@@ -225,7 +227,7 @@ class _Painter:
         a_alive, e_alive = int(f.alive[:f.n_agents].sum()), int(f.alive[f.n_agents:].sum())
         end = f" - {outcome(f)}" if f.done else ""
         ax.set_title(f"{f.label}  step {f.step}  agents alive {a_alive}/{f.n_agents}  enemies alive "
-                     f"{e_alive}/{len(f.pos) - f.n_agents}{end}\n{BACKEND_LABEL}   return {f.episode_return:.2f}",
+                     f"{e_alive}/{len(f.pos) - f.n_agents}{end}\n{f.backend}   return {f.episode_return:.2f}",
                      fontsize=9)
         self.canvas.draw()
         return self.fig
