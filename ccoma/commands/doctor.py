@@ -65,7 +65,7 @@ def _mlflow(tracking_uri: str | None) -> tuple[bool, str]:
     from pathlib import Path
 
     from ccoma.errors import CcomaError
-    from ccoma.tracking_schema import probe, resolve_uri
+    from ccoma.tracking.schema import probe, resolve_uri
 
     uri = resolve_uri(tracking_uri)
     if uri.startswith("sqlite:///"):
