@@ -74,6 +74,14 @@ def _guarded(fn):
     return wrapper
 
 
+def _migrated_client(uri: str) -> MlflowClient:
+    """A client whose tracking and registry stores exist (both create or upgrade the schema)."""
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+    return client
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -209,18 +217,27 @@ class Tracker:
 
     @_guarded
     def _open_sqlite(self, db: Path) -> MlflowClient:
-        """Open the client, which creates or upgrades the store's schema, under a file lock: two
-        commands started together on a new mlflow.db (two ``ccoma train`` side by side) would
-        otherwise both run MLflow's database migrations, and the loser fails inside alembic."""
+        """Open the client under a file lock (two commands started together on a new mlflow.db would
+        both run MLflow's migrations, and the loser fails inside alembic). A new store is built in a
+        temporary file and renamed into place: a kill during its ~5 s of migrations leaves no
+        half-migrated mlflow.db behind, only a temporary file that the next command deletes."""
         import fcntl
 
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with open(db.with_name(db.name + ".lock"), "a") as lock:
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(db.with_name(db.name + ".lock"), "a")
+        except OSError as exc:
+            raise CcomaError(f"MLflow store {db}: cannot create it ({exc.strerror})") from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-                client.search_experiments(max_results=1)  # the model registry's store, too
-                return client
+                for stale in db.parent.glob(db.name + ".creating-*"):  # left by a killed first set-up
+                    stale.unlink(missing_ok=True)
+                if not db.exists() or db.stat().st_size == 0:
+                    tmp = db.with_name(f"{db.name}.creating-{os.getpid()}")
+                    _migrated_client(f"sqlite:///{tmp}")
+                    os.replace(tmp, db)
+                return _migrated_client(self.uri)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
