@@ -29,6 +29,24 @@ def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri
     click.echo(f"checkpoint: {out['checkpoint']}")
 
 
+def check_trained(path: str, algo: str) -> None:
+    """A policy folder or a trained checkpoint of ``algo``, verified (content hash, allowed network)."""
+    from pathlib import Path
+
+    from ccoma import checkpoint
+    from ccoma.errors import CcomaError
+    from ccoma.serving import read_policy_dir
+
+    if Path(path).is_dir():
+        read_policy_dir(path)
+        return
+    state = checkpoint.load(path)
+    if state.get("algo") != algo:
+        raise CcomaError(f"checkpoint {path} holds a '{state.get('algo')}' learner, not '{algo}' (--algo)")
+    if not state.get("trained"):
+        raise CcomaError(f"checkpoint {path} holds no finished training stage")
+
+
 @click.command()
 @common_options
 @click.option("--checkpoint", "init_from", required=True,
@@ -46,6 +64,7 @@ def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_ur
 
     if not Path(init_from).exists():
         raise CcomaError(f"--checkpoint {init_from}: no such file or directory")
+    check_trained(init_from, algo)  # before any run is created: a bad checkpoint logs nothing
     out = single(_cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device), algo, seed,
                  "deploy", mode=mode, init_from=init_from)
     for method, r in out["methods"].items():

@@ -133,9 +133,9 @@ def test_killed_and_resumed_run_has_the_same_metrics(tmp_path, uninterrupted, mo
     proc = subprocess.run([sys.executable, "-c", KILLER, moment, *KILL_ARGS], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    import torch
+    from ccoma import checkpoint
 
-    state = torch.load(next((tmp_path / "ccoma_runs").glob("*/coma-seed3/checkpoint.pt")), weights_only=True)
+    state = checkpoint.load(next((tmp_path / "ccoma_runs").glob("*/coma-seed3/checkpoint.pt")))
     assert state["stage"]["name"] == "deploy/continual" and 0 < state["stage"]["t"] < 4000
     res = ccoma(KILL_ARGS + ["--resume"], tmp_path)
     assert "1 jobs finished" in res.stdout
