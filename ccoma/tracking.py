@@ -53,7 +53,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
 from ccoma import tracking_schema as schema
-from ccoma.errors import CcomaError
+from ccoma.errors import CcomaError, excerpt
 from ccoma.tracking_schema import (CHAMPION, STATUSES, chunks, experiment_name, flatten_params,  # noqa: F401
                                    model_name, probe, resolve_uri)
 
@@ -80,6 +80,15 @@ def _migrated_client(uri: str) -> MlflowClient:
     client.search_experiments(max_results=1)
     client.search_registered_models(max_results=1)
     return client
+
+
+def _q(value: Any, what: str = "name") -> str:
+    """``value`` as a quoted literal of an MLflow search filter. MLflow's filter language has no
+    escape for quotes, so a value holding one (or a backslash) is refused rather than spliced in."""
+    text = str(value)
+    if any(c in text for c in "'\"\\`") or any(ord(c) < 32 for c in text):
+        raise CcomaError(f"{what} {excerpt(text)}: quotes, backslashes and control characters are not allowed")
+    return f"'{text}'"
 
 
 def _now_ms() -> int:
@@ -295,7 +304,7 @@ class Tracker:
                      params: Mapping[str, Any] | Any = None, tags: Mapping[str, str] | None = None) -> Run:
         """Open (or reopen, by ``run_key``) the parent run of one ``evaluate`` of ``scenario``."""
         exp_id = self.experiment_id(scenario)
-        found = self._search([exp_id], f"tags.`ccoma.run_key` = '{run_key}' and tags.`ccoma.kind` = 'evaluate'")
+        found = self._search([exp_id], f"tags.`ccoma.run_key` = {_q(run_key, 'run key')} and tags.`ccoma.kind` = 'evaluate'")
         if found:
             before = found[0].data.tags.get("ccoma.status")
             run = Run(self, self._reopen(found[0]), resumed=True)
@@ -314,8 +323,8 @@ class Tracker:
     @_guarded
     def find_method_run(self, parent: Run, method: str, seed: int) -> Run | None:
         """The child run of (method, seed) under ``parent``, untouched (None when absent)."""
-        found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = '{parent.run_id}' and "
-                             f"tags.`ccoma.method` = '{method}' and tags.`ccoma.seed` = '{int(seed)}'")
+        found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = {_q(parent.run_id)} and "
+                             f"tags.`ccoma.method` = {_q(method, 'method')} and tags.`ccoma.seed` = '{int(seed)}'")
         return Run(self, found[0], resumed=True) if found else None
 
     @_guarded
@@ -405,7 +414,7 @@ class Tracker:
     def elect_champion(self, name: str) -> int | None:
         """Point alias ``champion`` at the version with the best deployment win rate (latest on ties)."""
         best = None
-        for mv in self.client.search_model_versions(f"name = '{name}'"):
+        for mv in self.client.search_model_versions(f"name = {_q(name, 'model')}"):
             rate = mv.tags.get("ccoma.deploy_win_rate")
             if rate is None:
                 continue
@@ -420,11 +429,14 @@ class Tracker:
         """Every version of the ccoma models (of one scenario), with aliases and win rates."""
         pattern = model_name(scenario, "%") if scenario else "ccoma-%"
         rows = []
-        for rm in self.client.search_registered_models(f"name LIKE '{pattern}'"):
+        prefix = pattern.rstrip("%")  # LIKE's '_' matches any character: keep exact prefixes only
+        for rm in self.client.search_registered_models(f"name LIKE {_q(pattern, 'scenario')}"):
+            if not rm.name.startswith(prefix):
+                continue
             aliases: dict[str, list[str]] = {}
             for alias, version in (rm.aliases or {}).items():
                 aliases.setdefault(str(version), []).append(alias)
-            for mv in self.client.search_model_versions(f"name = '{rm.name}'"):
+            for mv in self.client.search_model_versions(f"name = {_q(rm.name, 'model')}"):
                 rows.append({"name": rm.name, "version": int(mv.version),
                              "aliases": sorted(aliases.get(str(mv.version), [])),
                              "method": mv.tags.get("ccoma.method"), "seed": mv.tags.get("ccoma.seed"),
@@ -435,7 +447,7 @@ class Tracker:
     @_guarded
     def promote(self, name: str, version: int, alias: str = CHAMPION) -> None:
         """Point ``alias`` of registered model ``name`` at ``version``."""
-        known = {int(mv.version) for mv in self.client.search_model_versions(f"name = '{name}'")}
+        known = {int(mv.version) for mv in self.client.search_model_versions(f"name = {_q(name, 'model')}")}
         if int(version) not in known:
             have = ", ".join(map(str, sorted(known))) or "none"
             raise CcomaError(f"model {name} has no version {version} (versions: {have})")
@@ -460,7 +472,7 @@ class Tracker:
                 parents = [r for r in self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
                            if r.info.run_id == parent]
             for p in parents:
-                children = self._search([exp_id], f"tags.mlflow.parentRunId = '{p.info.run_id}'")
+                children = self._search([exp_id], f"tags.mlflow.parentRunId = {_q(p.info.run_id)}")
                 for run in [p, *reversed(children)]:
                     row = schema.run_row(scenario, {
                         "run_id": run.info.run_id, "mlflow_status": run.info.status,
@@ -498,6 +510,8 @@ def _as_list(scenarios: str | Iterable[str]) -> list[str]:
 
 
 def list_models(scenario: str | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    if scenario:
+        _q(model_name(scenario, "%"), "scenario")  # before a store is opened or created
     return Tracker(tracking_uri).list_models(scenario)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ccoma.commands.evaluate import common_options, load_overrides
+from ccoma.commands.evaluate import SEED, common_options, load_overrides
 
 
 def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device):
@@ -17,7 +17,7 @@ def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri,
 @click.command()
 @common_options
 @click.option("--algo", "-a", default="coma", show_default=True, help="Learner: coma, qmix, vdn, iql, mfq.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, algo, seed):
     """Train one learner on a scenario's training stage; prints the checkpoint to deploy from."""
     from ccoma.experiment import single
@@ -53,7 +53,7 @@ def check_trained(path: str, algo: str) -> None:
               help="A ccoma checkpoint (from train or evaluate) or a policy directory (agent network only).")
 @click.option("--algo", "-a", default="coma", show_default=True, help="The learner the checkpoint holds.")
 @click.option("--mode", type=click.Choice(["frozen", "continual"]), default="continual", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, init_from, algo, mode,
            seed):
     """Deploy a trained model into a scenario's changing world, frozen or still learning."""
