@@ -124,6 +124,11 @@ def _scenario_section(doc: Doc, data: ScenarioData, tracker, out: Path) -> pd.Da
         doc.add("note", f"Experiment ccoma/{data.scenario} exists but holds no evaluate runs.")
         return pd.DataFrame()
     _setup(doc, data, tracker.uri)
+    skipped = [f"{rid} ({status})" for rid, (scn, status) in getattr(tracker, "skipped_parents", {}).items()
+               if scn == data.scenario]
+    if skipped:
+        doc.add("note", f"Skipped {len(skipped)} newer evaluate run(s) that failed, were interrupted or never "
+                        f"finished: {', '.join(skipped)}.")
     _missing(doc, data)
     per_run = run_summary(data)
     table = method_table(per_run)

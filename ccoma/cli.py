@@ -43,15 +43,21 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CcomaError as exc:
+            _close_runs(exc)
             if os.environ.get("CCOMA_DEBUG"):
                 raise
             click.echo(f"ccoma: error: {_one_line(exc)}", err=True)
             ctx.exit(2)
         except OSError as exc:
+            _close_runs(exc)
             if exc.filename is None or os.environ.get("CCOMA_DEBUG"):
                 raise  # not about a file the user named: a bug, keep the traceback
             click.echo(f"ccoma: error: {exc.filename}: {exc.strerror or type(exc).__name__}", err=True)
             ctx.exit(2)
+        except (Exception, KeyboardInterrupt) as exc:
+            if not isinstance(exc, click.exceptions.Exit):
+                _close_runs(exc)
+            raise
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
         """Click's own usage errors become one line too; Ctrl-C exits 130 and says how to resume."""
@@ -74,6 +80,13 @@ class _Group(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _close_runs(exc: BaseException) -> None:
+    """No MLflow run outlives the command that opened it in RUNNING: the error ends them, tagged."""
+    tracking = sys.modules.get("ccoma.tracking")  # never imported just for this (it imports mlflow)
+    if tracking is not None:
+        tracking.fail_open_runs(exc)
 
 
 def _one_line(exc) -> str:

@@ -157,7 +157,7 @@ def _coerce(tp: Any, value: Any, where: str, name: str) -> Any:
                 continue
     if tp is Any:
         return value
-    if origin is dict and isinstance(value, Mapping):
+    if (tp is dict or origin is dict) and isinstance(value, Mapping):
         return dict(value)
     raise ConfigError(where, f"field '{name}' should be {getattr(tp, '__name__', tp)}, got {excerpt(value)}")
 

@@ -22,21 +22,33 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
+def _run_job(spec):
+    """Run one job; whatever runs it opened and left open when it fails are marked FAILED (or
+    KILLED) with the reason, e.g. when the job fails while it sets up, before its own handler."""
+    from ccoma import tracking
+    from ccoma.job import run_job
+
+    before = set(tracking.OPEN_RUNS)
+    try:
+        return run_job(spec)
+    except BaseException as exc:
+        tracking.fail_open_runs(exc, since=before)
+        raise
+
+
 def run_local(specs: list, workers: int = 0, poll: float | None = None) -> Iterator[tuple[object, object]]:
     """Run jobs in a pool of ``workers`` processes (0 = CPU count); with one worker, in-process
     (then there is nothing to poll: the job reports its progress through ccoma.progress hooks)."""
-    from ccoma.job import run_job
-
     n = min(len(specs), workers or os.cpu_count() or 1)
     if n <= 1:
         for spec in specs:
             try:
-                yield spec, run_job(spec)
+                yield spec, _run_job(spec)
             except Exception as exc:  # noqa: BLE001 - reported per job
                 yield spec, exc
         return
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
-        futures = {pool.submit(run_job, s): s for s in specs}
+        futures = {pool.submit(_run_job, s): s for s in specs}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
@@ -55,8 +67,6 @@ def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterat
         import ray
     except ImportError:
         raise CcomaError("executor 'ray' needs Ray: pip install 'ccoma[ray]'") from None
-    from ccoma.job import run_job
-
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     started_here = not ray.is_initialized()
     if started_here:
@@ -67,7 +77,7 @@ def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterat
                 ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
         except Exception as exc:  # noqa: BLE001 - any connection failure is bad input
             raise CcomaError(f"cannot start or reach Ray at '{address or 'local'}': {str(exc).splitlines()[0]}") from None
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+    remote = ray.remote(num_cpus=1, max_retries=0)(_run_job)
     try:
         refs = {remote.options(runtime_env={"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true"}}).remote(s): s
                 for s in specs}

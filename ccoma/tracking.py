@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import itertools
 import logging
 import os
 import sys
@@ -154,8 +155,8 @@ class Run:
         clash = [k for k, v in flat.items() if k in self.params and self.params[k] != v]
         if clash:
             k = clash[0]
-            raise CcomaError(f"run {self.run_id} already has param {k}={self.params[k]!r}, not "
-                             f"{flat[k]!r}: the config changed, use a new run key")
+            raise CcomaError(f"run {self.run_id} already has param {k}={excerpt(self.params[k])}, not "
+                             f"{excerpt(flat[k])}: the config changed, use a new run key")
         new = [Param(k, v) for k, v in sorted(flat.items()) if k not in self.params]
         for chunk in chunks(new, MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.run_id, params=chunk)
@@ -192,11 +193,21 @@ class Run:
         self.tracker.log_artifact(self.run_id, path, artifact_path)
 
     @_guarded
-    def finish(self, status: str = "finished") -> None:
+    def finish(self, status: str = "finished", reason: BaseException | str | None = None) -> None:
+        """End the run. A failed or interrupted run gets tag ``ccoma.error``: the one-line reason,
+        by default the exception being handled when this is called (``except ...: run.finish("failed")``)."""
         if status not in STATUSES or status == "running":
-            raise CcomaError(f"run status must be finished, failed or interrupted, not {status!r}")
-        self.set_tags({"ccoma.status": status})
+            raise CcomaError(f"run status must be finished, failed or interrupted, not {excerpt(status)}")
+        tags = {"ccoma.status": status}
+        if status != "finished":
+            if reason is None:
+                reason = sys.exc_info()[1]
+            if reason is None and "ccoma.failed_jobs" in self.tags:
+                reason = f"{self.tags['ccoma.failed_jobs']} job(s) failed"
+            tags["ccoma.error"] = reason_line(reason)
+        self.set_tags(tags)
         self.client.set_terminated(self.run_id, _MLFLOW_STATUS[status])
+        OPEN_RUNS.pop(self.run_id, None)
 
     def __enter__(self) -> "Run":
         return self
@@ -205,7 +216,37 @@ class Run:
         if exc_type is None:
             self.finish("finished")
         else:
-            self.finish("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed")
+            self.finish("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed", exc)
+
+
+OPEN_RUNS: dict[str, Run] = {}  # runs this process opened (created or reopened) and has not finished
+
+
+def reason_line(exc: BaseException | str | None) -> str:
+    """One line saying why a run ended badly (the tag ``ccoma.error``)."""
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGTERM)"
+    text = exc if isinstance(exc, str) else (str(exc) or type(exc).__name__)
+    if not isinstance(exc, (str, CcomaError)):
+        text = f"{type(exc).__name__}: {text}"
+    text = " ".join(text.split())
+    return text[:250]
+
+
+def fail_open_runs(exc: BaseException | None, since: set[str] | None = None) -> None:
+    """Mark FAILED (KILLED for Ctrl-C), with the reason, every run this process left open (all, or
+    those opened after the ``since`` snapshot of OPEN_RUNS). Best effort: a store that is down
+    must not hide the original error."""
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    for run_id, run in list(OPEN_RUNS.items()):
+        if since is not None and run_id in since:
+            continue
+        try:
+            run.finish(status, exc)
+        except Exception:  # noqa: BLE001 - reported by the caller's own error
+            OPEN_RUNS.pop(run_id, None)
 
 
 class Tracker:
@@ -213,6 +254,7 @@ class Tracker:
 
     def __init__(self, tracking_uri: str | None = None):
         self.uri = resolve_uri(tracking_uri)
+        self.skipped_parents: dict[str, tuple[str, str]] = {}  # run id -> (scenario, status): see _collect
         self.remote = self.uri.startswith(("http://", "https://"))
         # Keep a dead server from turning into minutes of retries later on.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -295,6 +337,8 @@ class Tracker:
             return list(pool.map(fn, items))
 
     def _reopen(self, run: Any) -> Any:
+        if "ccoma.error" in run.data.tags:  # the earlier failure's reason no longer applies
+            self.client.delete_tag(run.info.run_id, "ccoma.error")
         self.client.update_run(run.info.run_id, status="RUNNING")
         self.client.set_tag(run.info.run_id, "ccoma.status", "running")
         return self.client.get_run(run.info.run_id)
@@ -309,11 +353,13 @@ class Tracker:
             before = found[0].data.tags.get("ccoma.status")
             run = Run(self, self._reopen(found[0]), resumed=True)
             run.previous_status = before
+            OPEN_RUNS[run.run_id] = run
         else:
             all_tags = {"ccoma.kind": "evaluate", "ccoma.scenario": scenario, "ccoma.backend": backend,
                         "ccoma.budget": budget, "ccoma.run_key": run_key, "ccoma.status": "running"}
             created = self.client.create_run(exp_id, tags=all_tags, run_name=f"evaluate-{scenario}")
             run = Run(self, created, resumed=False)
+            OPEN_RUNS[run.run_id] = run
         if tags:
             run.set_tags(tags)
         if params is not None:
@@ -332,11 +378,12 @@ class Tracker:
                    params: Mapping[str, Any] | Any = None) -> Run:
         """Open (or reopen) the child run of one (method, seed); its status becomes running."""
         if mode not in ("frozen", "continual"):
-            raise CcomaError(f"mode must be frozen or continual, not {mode!r}")
+            raise CcomaError(f"mode must be frozen or continual, not {excerpt(mode)}")
         existing = self.find_method_run(parent, method, seed)
         if existing is not None:
             run = Run(self, self._reopen(self.client.get_run(existing.run_id)), resumed=True)
             run.previous_status = existing.previous_status
+            OPEN_RUNS[run.run_id] = run
         else:
             tags = {"mlflow.parentRunId": parent.run_id, "ccoma.kind": "method",
                     "ccoma.scenario": parent.tags.get("ccoma.scenario", ""),
@@ -345,6 +392,7 @@ class Tracker:
                     "ccoma.status": "running"}
             created = self.client.create_run(parent.experiment_id, tags=tags, run_name=f"{method}-seed{seed}")
             run = Run(self, created, resumed=False)
+            OPEN_RUNS[run.run_id] = run
         if params is not None:
             run.log_params(params)
         return run
@@ -467,7 +515,10 @@ class Tracker:
                 continue
             if parent in ("latest", "all"):
                 parents = self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
-                parents = parents[:1] if parent == "latest" else parents
+                if parent == "latest":
+                    newer = list(itertools.takewhile(lambda r: not _usable(r), parents))
+                    self.skipped_parents.update({r.info.run_id: (scenario, _status(r)) for r in newer})
+                    parents = [r for r in parents if _usable(r)][:1]
             else:
                 parents = [r for r in self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
                            if r.info.run_id == parent]
@@ -503,6 +554,19 @@ class Tracker:
         for (run, key), points in zip(jobs, self._map(history, jobs)):
             rows.extend(schema.metric_rows(run, {key: points}))
         return schema.frame(rows, schema.FRAME_COLUMNS)
+
+
+def _status(run: Any) -> str:
+    return run.data.tags.get("ccoma.status") or run.info.status.lower()
+
+
+def _usable(parent: Any) -> bool:
+    """An evaluate that ran its grid to the end (even with some failed jobs). A run still RUNNING
+    (dangling: killed, or in progress), interrupted, or failed before its jobs ended is not."""
+    status = _status(parent)
+    if parent.info.status == "RUNNING" or status in ("running", "interrupted"):
+        return False
+    return status == "finished" or "ccoma.failed_jobs" in parent.data.tags
 
 
 def _as_list(scenarios: str | Iterable[str]) -> list[str]:

@@ -29,22 +29,37 @@ def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri
     click.echo(f"checkpoint: {out['checkpoint']}")
 
 
-def check_trained(path: str, algo: str) -> None:
-    """A policy folder or a trained checkpoint of ``algo``, verified (content hash, allowed network)."""
+def check_trained(path: str, algo: str, scenario: str) -> None:
+    """A policy folder or a trained checkpoint of ``algo`` that fits ``scenario``'s teams, verified
+    (content hash, allowed network) before any run is created: a bad one logs nothing."""
     from pathlib import Path
 
     from ccoma import checkpoint
+    from ccoma.algos import registry
     from ccoma.errors import CcomaError
+    from ccoma.scenarios import load_scenario
     from ccoma.serving import read_policy_dir
+    from ccoma.sim.env import SimEnv
 
+    info = SimEnv(load_scenario(scenario).map, 1).get_env_info()
     if Path(path).is_dir():
-        read_policy_dir(path)
+        spec, _ = read_policy_dir(path)
+        have = (spec["obs_dim"], spec["n_actions"], spec["n_agents"])
+        want = (info["obs_shape"], info["n_actions"], info["n_agents"])
+        if have != want:
+            raise CcomaError(f"--checkpoint {path}: a policy for obs {have[0]}, {have[1]} actions, {have[2]} agents "
+                             f"does not fit scenario {scenario} (obs {want[0]}, {want[1]} actions, {want[2]} agents)")
         return
     state = checkpoint.load(path)
     if state.get("algo") != algo:
         raise CcomaError(f"checkpoint {path} holds a '{state.get('algo')}' learner, not '{algo}' (--algo)")
     if not state.get("trained"):
         raise CcomaError(f"checkpoint {path} holds no finished training stage")
+    try:
+        registry.make(algo, info, "cpu").load_state_dict(state["trained"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise CcomaError(f"checkpoint {path} does not fit scenario {scenario} "
+                         f"({' '.join(str(exc).split())[:120]})") from None
 
 
 @click.command()
@@ -64,7 +79,7 @@ def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_ur
 
     if not Path(init_from).exists():
         raise CcomaError(f"--checkpoint {init_from}: no such file or directory")
-    check_trained(init_from, algo)  # before any run is created: a bad checkpoint logs nothing
+    check_trained(init_from, algo, scenario)
     out = single(_cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device), algo, seed,
                  "deploy", mode=mode, init_from=init_from)
     for method, r in out["methods"].items():

@@ -97,3 +97,10 @@ def test_a_good_policy_folder_renders(tmp_path, monkeypatch):
     pol = _policy_dir(tmp_path)
     res = CliRunner().invoke(cli, ["render", "--map", "2s3z", "--steps", "2", "--no-gif", "--checkpoint", str(pol)])
     assert res.exit_code == 0, res.output
+
+
+def test_a_policy_for_other_teams_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pol = _policy_dir(tmp_path)  # 2s3z's sizes; shifting_spawn fights 5 v 5 on dynamic_5v5
+    line = invoke("deploy", "--budget", "smoke", "--algo", "vdn", "--checkpoint", str(pol))
+    assert "does not fit scenario shifting_spawn" in line and not (tmp_path / "mlflow.db").exists()
