@@ -30,7 +30,7 @@ setup(
         "numpy>=1.26,<3",
     ],
     extras_require={
-        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3"],
+        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3", "hypothesis>=6.100", "pexpect>=4.8"],
         "ray": ["ray==2.60.0"],
         "bench": ["jaxmarl==0.2.0"],
         "sc2": ["pysc2-evolved==1.1.1"],

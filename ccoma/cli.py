@@ -75,6 +75,9 @@ class _Group(click.Group):
             exc.show()
             code = exc.exit_code
         except click.Abort:  # click's name for a KeyboardInterrupt
+            executors = sys.modules.get("ccoma.executors")
+            if executors is not None:
+                executors.stop_pools()  # if the interrupt arrived outside the pool's own loop
             click.echo("\nccoma: interrupted" + _resume_hint(argv), err=True)
             code = 130
         if standalone_mode:

@@ -4,18 +4,40 @@ Both take a list of :class:`ccoma.job.JobSpec` and yield ``(spec, result or exce
 finish. A failed job does not stop the others; the caller records what is missing. With ``poll``
 seconds they also yield ``(None, None)`` whenever that long passes with no job finishing, so the
 caller can refresh a progress display.
+
+Ctrl-C. The terminal sends SIGINT to the whole process group; pool workers ignore it and the
+command decides. The first Ctrl-C cancels the jobs not yet started and sends each running worker
+SIGTERM: its job stops where it is (its state is its last checkpoint, whose metric points are
+flushed again on ``--resume``), marks its runs interrupted and exits; a worker still alive after
+``GRACE_S`` seconds is killed. A second Ctrl-C kills every worker and the command at once.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterator
 
 from ccoma.errors import CcomaError
 
 
+GRACE_S = 5.0          # how long a stopped worker may take to mark its runs interrupted
+_IN_POOL_WORKER = False
+_ACTIVE_POOLS: list = []
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the worker outright
+    raise KeyboardInterrupt
+
+
 def _worker_init() -> None:
+    global _IN_POOL_WORKER
+    _IN_POOL_WORKER = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command handles Ctrl-C (see the module docstring)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import torch
 
@@ -33,21 +55,51 @@ def _run_job(spec):
         return run_job(spec)
     except BaseException as exc:
         tracking.fail_open_runs(exc, since=before)
+        if _IN_POOL_WORKER and isinstance(exc, KeyboardInterrupt):
+            os._exit(130)  # stopped: take no further job from the pool's queue
         raise
+
+
+def stop_pools() -> None:
+    """Stop every running local pool (first Ctrl-C); a second SIGINT meanwhile kills all at once."""
+    procs = [p for pool in _ACTIVE_POOLS for p in list((pool._processes or {}).values())]
+
+    def kill_now(signum, frame):
+        for p in procs:
+            p.kill()
+        os._exit(130)
+
+    try:
+        signal.signal(signal.SIGINT, kill_now)
+    except ValueError:
+        pass  # not the main thread: no second-Ctrl-C shortcut
+    for pool in list(_ACTIVE_POOLS):
+        pool.shutdown(wait=False, cancel_futures=True)
+        _ACTIVE_POOLS.remove(pool)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + GRACE_S
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
 
 
 def run_local(specs: list, workers: int = 0, poll: float | None = None) -> Iterator[tuple[object, object]]:
     """Run jobs in a pool of ``workers`` processes (0 = CPU count); with one worker, in-process
     (then there is nothing to poll: the job reports its progress through ccoma.progress hooks)."""
     n = min(len(specs), workers or os.cpu_count() or 1)
-    if n <= 1:
+    if workers == 1 or (not workers and n <= 1):
         for spec in specs:
             try:
                 yield spec, _run_job(spec)
             except Exception as exc:  # noqa: BLE001 - reported per job
                 yield spec, exc
         return
-    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    _ACTIVE_POOLS.append(pool)
+    try:
         futures = {pool.submit(_run_job, s): s for s in specs}
         pending = set(futures)
         while pending:
@@ -59,6 +111,12 @@ def run_local(specs: list, workers: int = 0, poll: float | None = None) -> Itera
                     yield futures[fut], fut.result()
                 except Exception as exc:  # noqa: BLE001 - reported per job
                     yield futures[fut], exc
+    except BaseException:  # Ctrl-C, or the caller stopped early
+        stop_pools()
+        raise
+    if pool in _ACTIVE_POOLS:
+        _ACTIVE_POOLS.remove(pool)
+    pool.shutdown(wait=True)
 
 
 def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterator[tuple[object, object]]:

@@ -63,7 +63,7 @@ def load_overrides(config_file):
               help="Method(s); default the paper's six: c-coma coma qmix vdn c-qmix c-vdn.")
 @click.option("--seed", "seeds", type=SEED, multiple=True, help="Seed(s); default by budget: smoke 0, quick 0 1, paper 0 1 2.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Job executor (default local).")
-@click.option("--workers", type=click.IntRange(0, 1024), default=None, help="Local pool size (default: CPU cores).")
+@click.option("--workers", type=click.IntRange(0, 1024), default=None, help="Local pool size (default: CPU cores; 1 = run the jobs in this process).")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: start a local runtime).")
 @click.option("--run-dir", default=None, help="Checkpoints and run files (default ./ccoma_runs).")
 @click.option("--resume", is_flag=True, help="Continue the last interrupted run of this configuration.")
