@@ -127,6 +127,58 @@ with warnings.catch_warnings(record=True):
             return self._policy(obs, avail)
 
 
+def _transport_failure(exc: BaseException) -> str | None:
+    """'timeout' (a server that does not answer), 'down' (refused, reset, 502-504), or None."""
+    text = str(exc)
+    if "timed out" in text or "Timeout" in type(exc).__name__:
+        return "timeout"
+    signs = ("Connection refused", "Connection reset", "Connection aborted", "RemoteDisconnected",
+             "Max retries exceeded", "NewConnectionError", "502", "503", "504", "Bad Gateway",
+             "Service Unavailable", "Gateway Timeout")
+    if isinstance(exc, ConnectionError) or any(sign in text for sign in signs):
+        return "down"
+    return None
+
+
+class _Retrying:
+    """An MlflowClient for a server whose calls outlast short outages: a call that fails because the
+    server is down (refused, reset, 502-504) is retried with backoff (1, 2, 4, 8, 10, 10... s) for
+    ``$CCOMA_MLFLOW_RETRY_WINDOW`` seconds (default 90). A server that accepts but does not answer
+    fails after the request timeout, ``$CCOMA_MLFLOW_TIMEOUT`` (default 20 s), without retries. Both
+    end in one-line CcomaErrors; the job's metric points stay in its checkpoint for ``--resume``.
+    Retried writes are idempotent: a metric point is keyed by (key, step, timestamp, value)."""
+
+    def __init__(self, client: MlflowClient, uri: str):
+        self._client, self._uri = client, uri
+        self._window = float(os.environ.get("CCOMA_MLFLOW_RETRY_WINDOW", "90"))
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            deadline, delay = time.monotonic() + self._window, 1.0
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - classified just below
+                    kind = _transport_failure(exc)
+                    if kind is None:
+                        raise
+                    if kind == "timeout":
+                        limit = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "?")
+                        raise CcomaError(f"MLflow server {self._uri} did not answer within {limit} s "
+                                         f"({name}); is it frozen? Points are kept for --resume") from None
+                    if time.monotonic() + delay > deadline:
+                        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                        raise CcomaError(f"MLflow server {self._uri} unreachable for {self._window:g} s "
+                                         f"({name}: {first}); points are kept for --resume") from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+        return call
+
+
 class Run:
     """One MLflow run (parent or child) opened through :class:`Tracker`.
 
@@ -256,15 +308,15 @@ class Tracker:
         self.uri = resolve_uri(tracking_uri)
         self.skipped_parents: dict[str, tuple[str, str]] = {}  # run id -> (scenario, status): see _collect
         self.remote = self.uri.startswith(("http://", "https://"))
-        # Keep a dead server from turning into minutes of retries later on.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        # ccoma retries a server itself (_Retrying): MLflow's own retries would multiply with ours
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", os.environ.get("CCOMA_MLFLOW_TIMEOUT", "20"))
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         probe(self.uri)
         if self.uri.startswith("sqlite:///"):
             self.client = self._open_sqlite(Path(self.uri[len("sqlite:///"):]))
         else:
-            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            self.client = _Retrying(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri), self.uri)
 
     @_guarded
     def _open_sqlite(self, db: Path) -> MlflowClient:
