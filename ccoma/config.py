@@ -64,6 +64,19 @@ def _decode(data: bytes, where: str) -> str:
         raise ConfigError(where, f"not UTF-8 text (bad byte at offset {exc.start})") from None
 
 
+def _check_flow_depth(text: str, where: str) -> None:
+    """Refuse deep ``[[[...`` / ``{{{...`` before PyYAML sees them: its scanner and composer slow down
+    quadratically and recurse with depth. Brackets inside quoted text count too (a harmless over-count)."""
+    depth = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            if depth > 2 * MAX_DEPTH:
+                raise ConfigError(where, f"nested more than {MAX_DEPTH} levels deep")
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+
+
 def check_tree(value: Any, where: str) -> Any:
     """Every loaded file passes here: depth, size after aliases, text keys, finite numbers.
 
@@ -112,6 +125,7 @@ def load_yaml(path: str | Path) -> Any:
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(where, f"file is larger than {MAX_FILE_BYTES // 1024} KiB; not a ccoma file")
     text = _decode(data, where)
+    _check_flow_depth(text, where)
     try:
         raw = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except RecursionError:

@@ -168,6 +168,7 @@ MAX_STEPS = 10 ** 12  # far beyond any budget; keeps step counts clear of float 
 
 def parse_steps(value, where, field) -> int:
     """A step count: an integer, or a string like '200K' / '5M' / '1_000_000'."""
+    given = value
     if isinstance(value, str):
         text = value.strip().replace("_", "").upper()
         mult = {"K": 1_000, "M": 1_000_000}.get(text[-1:], 1)
@@ -179,7 +180,7 @@ def parse_steps(value, where, field) -> int:
         value = number
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value < 0 or value > MAX_STEPS or value != int(value):
-        raise ConfigError(where, f"field '{field}' should be a non-negative whole step count, got {excerpt(value)}")
+        raise ConfigError(where, f"field '{field}' should be a non-negative whole step count, got {excerpt(given)}")
     return int(value)
 
 
