@@ -567,10 +567,14 @@ class Tracker:
                 continue
             if parent in ("latest", "all"):
                 parents = self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
-                if parent == "latest":
+                if parent == "latest" and any(_usable(r) for r in parents):
+                    # newer failed or dangling evaluates are skipped (and named in the report); with no
+                    # complete one at all, the newest is used as it is (e.g. one still in progress)
                     newer = list(itertools.takewhile(lambda r: not _usable(r), parents))
                     self.skipped_parents.update({r.info.run_id: (scenario, _status(r)) for r in newer})
-                    parents = [r for r in parents if _usable(r)][:1]
+                    parents = parents[len(newer):len(newer) + 1]
+                elif parent == "latest":
+                    parents = parents[:1]
             else:
                 parents = [r for r in self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
                            if r.info.run_id == parent]
