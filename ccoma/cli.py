@@ -87,9 +87,9 @@ class _Group(click.Group):
 
 def _close_runs(exc: BaseException) -> None:
     """No MLflow run outlives the command that opened it in RUNNING: the error ends them, tagged."""
-    tracking = sys.modules.get("ccoma.tracking")  # never imported just for this (it imports mlflow)
-    if tracking is not None:
-        tracking.fail_open_runs(exc)
+    guard = sys.modules.get("ccoma.store_guard")  # loaded with ccoma.tracking; absent = no run opened
+    if guard is not None:
+        guard.fail_open_runs(exc)
 
 
 def _one_line(exc) -> str:

@@ -47,14 +47,14 @@ def _worker_init() -> None:
 def _run_job(spec):
     """Run one job; whatever runs it opened and left open when it fails are marked FAILED (or
     KILLED) with the reason, e.g. when the job fails while it sets up, before its own handler."""
-    from ccoma import tracking
+    from ccoma import store_guard
     from ccoma.job import run_job
 
-    before = set(tracking.OPEN_RUNS)
+    before = set(store_guard.OPEN_RUNS)
     try:
         return run_job(spec)
     except BaseException as exc:
-        tracking.fail_open_runs(exc, since=before)
+        store_guard.fail_open_runs(exc, since=before)
         if _IN_POOL_WORKER and isinstance(exc, KeyboardInterrupt):
             os._exit(130)  # stopped: take no further job from the pool's queue
         raise

@@ -55,6 +55,7 @@ from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_B
 
 from ccoma import tracking_schema as schema
 from ccoma.errors import CcomaError, excerpt
+from ccoma.store_guard import OPEN_RUNS, Retrying, fail_open_runs, literal, reason_line  # noqa: F401
 from ccoma.tracking_schema import (CHAMPION, STATUSES, chunks, experiment_name, flatten_params,  # noqa: F401
                                    model_name, probe, resolve_uri)
 
@@ -81,15 +82,6 @@ def _migrated_client(uri: str) -> MlflowClient:
     client.search_experiments(max_results=1)
     client.search_registered_models(max_results=1)
     return client
-
-
-def _q(value: Any, what: str = "name") -> str:
-    """``value`` as a quoted literal of an MLflow search filter. MLflow's filter language has no
-    escape for quotes, so a value holding one (or a backslash) is refused rather than spliced in."""
-    text = str(value)
-    if any(c in text for c in "'\"\\`") or any(ord(c) < 32 for c in text):
-        raise CcomaError(f"{what} {excerpt(text)}: quotes, backslashes and control characters are not allowed")
-    return f"'{text}'"
 
 
 def _now_ms() -> int:
@@ -125,58 +117,6 @@ with warnings.catch_warnings(record=True):
             else:
                 raise CcomaError("predict input: expected a dict or DataFrame with 'obs' (and 'avail')")
             return self._policy(obs, avail)
-
-
-def _transport_failure(exc: BaseException) -> str | None:
-    """'timeout' (a server that does not answer), 'down' (refused, reset, 502-504), or None."""
-    text = str(exc)
-    if "timed out" in text or "Timeout" in type(exc).__name__:
-        return "timeout"
-    signs = ("Connection refused", "Connection reset", "Connection aborted", "RemoteDisconnected",
-             "Max retries exceeded", "NewConnectionError", "502", "503", "504", "Bad Gateway",
-             "Service Unavailable", "Gateway Timeout")
-    if isinstance(exc, ConnectionError) or any(sign in text for sign in signs):
-        return "down"
-    return None
-
-
-class _Retrying:
-    """An MlflowClient for a server whose calls outlast short outages: a call that fails because the
-    server is down (refused, reset, 502-504) is retried with backoff (1, 2, 4, 8, 10, 10... s) for
-    ``$CCOMA_MLFLOW_RETRY_WINDOW`` seconds (default 90). A server that accepts but does not answer
-    fails after the request timeout, ``$CCOMA_MLFLOW_TIMEOUT`` (default 20 s), without retries. Both
-    end in one-line CcomaErrors; the job's metric points stay in its checkpoint for ``--resume``.
-    Retried writes are idempotent: a metric point is keyed by (key, step, timestamp, value)."""
-
-    def __init__(self, client: MlflowClient, uri: str):
-        self._client, self._uri = client, uri
-        self._window = float(os.environ.get("CCOMA_MLFLOW_RETRY_WINDOW", "90"))
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            deadline, delay = time.monotonic() + self._window, 1.0
-            while True:
-                try:
-                    return attr(*args, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - classified just below
-                    kind = _transport_failure(exc)
-                    if kind is None:
-                        raise
-                    if kind == "timeout":
-                        limit = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "?")
-                        raise CcomaError(f"MLflow server {self._uri} did not answer within {limit} s "
-                                         f"({name}); is it frozen? Points are kept for --resume") from None
-                    if time.monotonic() + delay > deadline:
-                        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-                        raise CcomaError(f"MLflow server {self._uri} unreachable for {self._window:g} s "
-                                         f"({name}: {first}); points are kept for --resume") from None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 10.0)
-        return call
 
 
 class Run:
@@ -271,36 +211,6 @@ class Run:
             self.finish("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed", exc)
 
 
-OPEN_RUNS: dict[str, Run] = {}  # runs this process opened (created or reopened) and has not finished
-
-
-def reason_line(exc: BaseException | str | None) -> str:
-    """One line saying why a run ended badly (the tag ``ccoma.error``)."""
-    if exc is None:
-        return "unknown error"
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C or SIGTERM)"
-    text = exc if isinstance(exc, str) else (str(exc) or type(exc).__name__)
-    if not isinstance(exc, (str, CcomaError)):
-        text = f"{type(exc).__name__}: {text}"
-    text = " ".join(text.split())
-    return text[:250]
-
-
-def fail_open_runs(exc: BaseException | None, since: set[str] | None = None) -> None:
-    """Mark FAILED (KILLED for Ctrl-C), with the reason, every run this process left open (all, or
-    those opened after the ``since`` snapshot of OPEN_RUNS). Best effort: a store that is down
-    must not hide the original error."""
-    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-    for run_id, run in list(OPEN_RUNS.items()):
-        if since is not None and run_id in since:
-            continue
-        try:
-            run.finish(status, exc)
-        except Exception:  # noqa: BLE001 - reported by the caller's own error
-            OPEN_RUNS.pop(run_id, None)
-
-
 class Tracker:
     """Typed access to one MLflow store (see the module docstring for the layout)."""
 
@@ -316,7 +226,7 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             self.client = self._open_sqlite(Path(self.uri[len("sqlite:///"):]))
         else:
-            self.client = _Retrying(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri), self.uri)
+            self.client = Retrying(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri), self.uri)
 
     @_guarded
     def _open_sqlite(self, db: Path) -> MlflowClient:
@@ -400,7 +310,7 @@ class Tracker:
                      params: Mapping[str, Any] | Any = None, tags: Mapping[str, str] | None = None) -> Run:
         """Open (or reopen, by ``run_key``) the parent run of one ``evaluate`` of ``scenario``."""
         exp_id = self.experiment_id(scenario)
-        found = self._search([exp_id], f"tags.`ccoma.run_key` = {_q(run_key, 'run key')} and tags.`ccoma.kind` = 'evaluate'")
+        found = self._search([exp_id], f"tags.`ccoma.run_key` = {literal(run_key, 'run key')} and tags.`ccoma.kind` = 'evaluate'")
         if found:
             before = found[0].data.tags.get("ccoma.status")
             run = Run(self, self._reopen(found[0]), resumed=True)
@@ -421,8 +331,8 @@ class Tracker:
     @_guarded
     def find_method_run(self, parent: Run, method: str, seed: int) -> Run | None:
         """The child run of (method, seed) under ``parent``, untouched (None when absent)."""
-        found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = {_q(parent.run_id)} and "
-                             f"tags.`ccoma.method` = {_q(method, 'method')} and tags.`ccoma.seed` = '{int(seed)}'")
+        found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = {literal(parent.run_id)} and "
+                             f"tags.`ccoma.method` = {literal(method, 'method')} and tags.`ccoma.seed` = '{int(seed)}'")
         return Run(self, found[0], resumed=True) if found else None
 
     @_guarded
@@ -514,7 +424,7 @@ class Tracker:
     def elect_champion(self, name: str) -> int | None:
         """Point alias ``champion`` at the version with the best deployment win rate (latest on ties)."""
         best = None
-        for mv in self.client.search_model_versions(f"name = {_q(name, 'model')}"):
+        for mv in self.client.search_model_versions(f"name = {literal(name, 'model')}"):
             rate = mv.tags.get("ccoma.deploy_win_rate")
             if rate is None:
                 continue
@@ -530,13 +440,13 @@ class Tracker:
         pattern = model_name(scenario, "%") if scenario else "ccoma-%"
         rows = []
         prefix = pattern.rstrip("%")  # LIKE's '_' matches any character: keep exact prefixes only
-        for rm in self.client.search_registered_models(f"name LIKE {_q(pattern, 'scenario')}"):
+        for rm in self.client.search_registered_models(f"name LIKE {literal(pattern, 'scenario')}"):
             if not rm.name.startswith(prefix):
                 continue
             aliases: dict[str, list[str]] = {}
             for alias, version in (rm.aliases or {}).items():
                 aliases.setdefault(str(version), []).append(alias)
-            for mv in self.client.search_model_versions(f"name = {_q(rm.name, 'model')}"):
+            for mv in self.client.search_model_versions(f"name = {literal(rm.name, 'model')}"):
                 rows.append({"name": rm.name, "version": int(mv.version),
                              "aliases": sorted(aliases.get(str(mv.version), [])),
                              "method": mv.tags.get("ccoma.method"), "seed": mv.tags.get("ccoma.seed"),
@@ -547,7 +457,7 @@ class Tracker:
     @_guarded
     def promote(self, name: str, version: int, alias: str = CHAMPION) -> None:
         """Point ``alias`` of registered model ``name`` at ``version``."""
-        known = {int(mv.version) for mv in self.client.search_model_versions(f"name = {_q(name, 'model')}")}
+        known = {int(mv.version) for mv in self.client.search_model_versions(f"name = {literal(name, 'model')}")}
         if int(version) not in known:
             have = ", ".join(map(str, sorted(known))) or "none"
             raise CcomaError(f"model {name} has no version {version} (versions: {have})")
@@ -579,7 +489,7 @@ class Tracker:
                 parents = [r for r in self._search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
                            if r.info.run_id == parent]
             for p in parents:
-                children = self._search([exp_id], f"tags.mlflow.parentRunId = {_q(p.info.run_id)}")
+                children = self._search([exp_id], f"tags.mlflow.parentRunId = {literal(p.info.run_id)}")
                 for run in [p, *reversed(children)]:
                     row = schema.run_row(scenario, {
                         "run_id": run.info.run_id, "mlflow_status": run.info.status,
@@ -631,7 +541,7 @@ def _as_list(scenarios: str | Iterable[str]) -> list[str]:
 
 def list_models(scenario: str | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:
     if scenario:
-        _q(model_name(scenario, "%"), "scenario")  # before a store is opened or created
+        literal(model_name(scenario, "%"), "scenario")  # before a store is opened or created
     return Tracker(tracking_uri).list_models(scenario)
 
 

@@ -8,7 +8,8 @@ import pytest
 
 def test_open_runs_are_failed_with_their_reason(sqlite_store):
     from ccoma.errors import CcomaError
-    from ccoma.tracking import OPEN_RUNS, Tracker, fail_open_runs
+    from ccoma.store_guard import OPEN_RUNS, fail_open_runs
+    from ccoma.tracking import Tracker
 
     tracker = Tracker(sqlite_store)
     parent = tracker.evaluate_run("s1", "k1", backend="ccoma-sim 1.0", budget="smoke")
@@ -44,7 +45,7 @@ def test_report_skips_newer_failed_and_dangling_parents(logged_runs):
 
 
 @pytest.mark.parametrize("extra", [["--device", "cuda"], ["--config", "bad_algo.yaml"]])
-def test_a_command_that_fails_leaves_no_run_running(tmp_path, extra):
+def test_a_command_that_fails_leaves_no_run_running(sqlite_store, tmp_path, extra):
     import torch
 
     if extra[0] == "--device" and torch.cuda.is_available():
@@ -55,12 +56,12 @@ def test_a_command_that_fails_leaves_no_run_running(tmp_path, extra):
                           "--no-report", "--workers", "1", *extra], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode in (1, 2) and "Traceback" not in res.stderr, res.stderr
-    if not (tmp_path / "mlflow.db").exists():
-        return  # refused before anything was logged: nothing can be left running
     from ccoma.tracking import Tracker
 
-    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracker = Tracker(sqlite_store)  # an empty, migrated store copied in before the command ran
     exp = tracker.experiment_id("shifting_spawn", create=False)
+    if exp is None:
+        return  # refused before anything was logged: nothing can be left running
     runs = tracker.client.search_runs([exp])
     assert runs and all(r.info.status == "FAILED" for r in runs), [r.info.status for r in runs]
     needle = "CUDA" if extra[0] == "--device" else "no_such_field"

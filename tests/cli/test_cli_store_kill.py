@@ -33,7 +33,7 @@ else:
     from ccoma.cli import main
     main(sys.argv[3:])
 """
-MOMENTS = [2, 300, 700, 1100, 1500]  # of ~1700 statements in a new store's set-up
+MOMENTS = [2, 650, 1300]  # of ~1700 statements in a new store's set-up
 ARGS = ["evaluate", "--budget", "smoke", "--no-report", "-m", "vdn", "--train-steps", "800",
         "--deploy-steps", "800", "--workers", "1"]
 
