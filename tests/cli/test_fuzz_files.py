@@ -9,7 +9,6 @@ naming the file, never a traceback, within a memory bound (tracemalloc) and an a
 import copy
 import itertools
 import signal
-import tempfile
 import tracemalloc
 from pathlib import Path
 
@@ -31,7 +30,6 @@ MAX_PEAK_BYTES = 200 << 20  # an alias bomb or a runaway error message would go 
 ALARM_S = 60                # a hung parse fails the example instead of the whole suite
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-_DIR = Path(tempfile.mkdtemp(prefix="ccoma-fuzz-"))
 _NAMES = itertools.count()  # a fresh file name per example: load_units caches by path
 
 hostile = st.one_of(
@@ -114,8 +112,13 @@ def _check(args, path):
     return res.exit_code, out
 
 
-def _write(data: bytes, kind: str) -> Path:
-    path = _DIR / f"{kind}{next(_NAMES)}.yaml"
+@pytest.fixture(scope="module")
+def where(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def _write(where: Path, data: bytes, kind: str) -> Path:
+    path = where / f"{kind}{next(_NAMES)}.yaml"
     path.write_bytes(data)
     return path
 
@@ -129,22 +132,22 @@ ARGS = {
 
 @SETTINGS
 @given(data=st.one_of(mutated("scenario"), _raw_bombs("scenario")))
-def test_fuzz_scenario_files(data):
-    path = _write(data, "scenario")
+def test_fuzz_scenario_files(where, data):
+    path = _write(where, data, "scenario")
     _check(ARGS["scenario"](path), path)
 
 
 @SETTINGS
 @given(data=st.one_of(mutated("map"), _raw_bombs("map")))
-def test_fuzz_map_files(data):
-    path = _write(data, "map")
+def test_fuzz_map_files(where, data):
+    path = _write(where, data, "map")
     _check(ARGS["map"](path), path)
 
 
 @SETTINGS
 @given(data=st.one_of(mutated("units"), _raw_bombs("units")))
-def test_fuzz_unit_files(data):
-    path = _write(data, "units")
+def test_fuzz_unit_files(where, data):
+    path = _write(where, data, "units")
     _check(ARGS["units"](path), path)
 
 
@@ -218,8 +221,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_issue_case(case):
+def test_issue_case(where, case):
     kind, data, needle = CASES[case]
-    path = _write(data, kind)
+    path = _write(where, data, kind)
     code, out = _check(ARGS[kind](path), path)
     assert code == 2 and needle in out, out
