@@ -29,7 +29,7 @@ def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri
     click.echo(f"checkpoint: {out['checkpoint']}")
 
 
-def check_trained(path: str, algo: str, scenario: str) -> None:
+def check_trained(path: str, algo: str, cfg) -> None:
     """A policy folder or a trained checkpoint of ``algo`` that fits ``scenario``'s teams, verified
     (content hash, allowed network) before any run is created: a bad one logs nothing."""
     from pathlib import Path
@@ -41,14 +41,21 @@ def check_trained(path: str, algo: str, scenario: str) -> None:
     from ccoma.serving import read_policy_dir
     from ccoma.sim.env import SimEnv
 
+    scenario = cfg.scenario
     info = SimEnv(load_scenario(scenario).map, 1).get_env_info()
+    learner = registry.make(algo, info, "cpu", config=cfg.algo.get(algo))
     if Path(path).is_dir():
-        spec, _ = read_policy_dir(path)
+        spec, agent = read_policy_dir(path)
         have = (spec["obs_dim"], spec["n_actions"], spec["n_agents"])
         want = (info["obs_shape"], info["n_actions"], info["n_agents"])
         if have != want:
             raise CcomaError(f"--checkpoint {path}: a policy for obs {have[0]}, {have[1]} actions, {have[2]} agents "
                              f"does not fit scenario {scenario} (obs {want[0]}, {want[1]} actions, {want[2]} agents)")
+        try:
+            learner.networks()["agent"].load_state_dict(agent)
+        except RuntimeError as exc:
+            raise CcomaError(f"--checkpoint {path}: the policy does not fit {algo}'s agent network on scenario "
+                             f"{scenario} ({' '.join(str(exc).split())[:120]})") from None
         return
     state = checkpoint.load(path)
     if state.get("algo") != algo:
@@ -56,7 +63,7 @@ def check_trained(path: str, algo: str, scenario: str) -> None:
     if not state.get("trained"):
         raise CcomaError(f"checkpoint {path} holds no finished training stage")
     try:
-        registry.make(algo, info, "cpu").load_state_dict(state["trained"])
+        learner.load_state_dict(state["trained"])
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise CcomaError(f"checkpoint {path} does not fit scenario {scenario} "
                          f"({' '.join(str(exc).split())[:120]})") from None
@@ -79,9 +86,9 @@ def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_ur
 
     if not Path(init_from).exists():
         raise CcomaError(f"--checkpoint {init_from}: no such file or directory")
-    check_trained(init_from, algo, scenario)
-    out = single(_cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device), algo, seed,
-                 "deploy", mode=mode, init_from=init_from)
+    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device)
+    check_trained(init_from, algo, cfg)
+    out = single(cfg, algo, seed, "deploy", mode=mode, init_from=init_from)
     for method, r in out["methods"].items():
         rates = r["series"]["win_rate"]
         click.echo(f"{method}: mean online win rate {sum(rates) / max(len(rates), 1):.2f}; "
