@@ -34,7 +34,8 @@ setup(
         # pettingzoo/gymnasium: tests/smac run PettingZoo's own parallel_api_test on ccoma.pettingzoo;
         # pysc2-evolved: the StarCraft II backend's protocol tests run against a stand-in game (no binary)
         "dev": ["pytest>=8,<10", "pytest-timeout>=2.3", "pettingzoo>=1.24,<2", "gymnasium>=1.0,<2",
-                "pysc2-evolved==1.1.1"],
+                "pysc2-evolved==1.1.1",
+                "hypothesis>=6.100", "pexpect>=4.8"],
         "ray": ["ray==2.60.0"],
         "bench": ["jaxmarl==0.2.0"],
         "sc2": ["pysc2-evolved==1.1.1"],

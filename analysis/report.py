@@ -2,12 +2,16 @@
 
 ``build_report(scenarios, tracking_uri, output, fmt)`` reads whatever MLflow holds (through
 ccoma.tracking), writes ``report.md`` and/or a self-contained ``report.html`` plus ``figures/`` into
-``output``, logs them to each scenario's evaluate run, and returns the report paths. Missing or
+``output``, logs them to each scenario's evaluate run, and returns the report paths. ``output`` is a
+folder ccoma owns (marked by a ``.ccoma-report`` file): the report is built in a fresh folder next to
+it and renamed into place, and a folder holding anything else is refused, never emptied. Missing or
 partial data (no experiment, no runs, a method without finished seeds, crashed runs) is reported in
 words instead of being drawn.
 """
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -19,7 +23,7 @@ from analysis import figures as figs
 from analysis import paper
 from analysis.document import Doc, to_html, to_markdown
 from analysis.frame import ORDER, ScenarioData, label, load, method_table, run_summary
-from ccoma.errors import CcomaError
+from ccoma.errors import CcomaError, excerpt
 
 PAPER_METHODS = ["c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn"]
 STEP_CONVENTION = ("A step is one agent-decision step of all environments counted per environment, i.e. "
@@ -120,6 +124,11 @@ def _scenario_section(doc: Doc, data: ScenarioData, tracker, out: Path) -> pd.Da
         doc.add("note", f"Experiment ccoma/{data.scenario} exists but holds no evaluate runs.")
         return pd.DataFrame()
     _setup(doc, data, tracker.uri)
+    skipped = [f"{rid} ({status})" for rid, (scn, status) in getattr(tracker, "skipped_parents", {}).items()
+               if scn == data.scenario]
+    if skipped:
+        doc.add("note", f"Skipped {len(skipped)} newer evaluate run(s) that failed, were interrupted or never "
+                        f"finished: {', '.join(skipped)}.")
     _missing(doc, data)
     per_run = run_summary(data)
     table = method_table(per_run)
@@ -196,12 +205,23 @@ def build_report(scenarios: str | Iterable[str], tracking_uri: str | None = None
     if not scenarios:
         raise CcomaError("report: name at least one --scenario")
     if fmt not in ("md", "html", "both"):
-        raise CcomaError(f"report: --format must be md, html or both, not {fmt!r}")
-    out = Path(output) if output else Path("reports") / "+".join(scenarios)
-    for sub in ("figures", "renders"):
-        shutil.rmtree(out / sub, ignore_errors=True)  # a rebuilt report must not show stale pictures
-    out.mkdir(parents=True, exist_ok=True)
+        raise CcomaError(f"report: --format must be md, html or both, not {excerpt(fmt)}")
+    out = Path(output) if output else Path("reports") / "+".join(folder_name(s) for s in scenarios)
+    _check_owned(out)
     tracker = Tracker(tracking_uri)
+    final, out = out, _staging(out)
+    try:
+        paths, datas = _write(scenarios, tracker, out, fmt)
+        _swap(out, final)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # only ever our own staging folder
+    paths = [final / p.name for p in paths]
+    if log_to_mlflow:
+        _log(tracker, datas, final, paths)
+    return paths
+
+
+def _write(scenarios: list[str], tracker, out: Path, fmt: str) -> tuple[list[Path], dict[str, ScenarioData]]:
     datas = load(scenarios, tracker=tracker)
     title = f"ccoma report: {', '.join(scenarios)}"
     doc = Doc().add("h1", title).add("banner", _banner(datas))
@@ -216,9 +236,56 @@ def build_report(scenarios: str | Iterable[str], tracking_uri: str | None = None
     if fmt in ("html", "both"):
         paths.append(out / "report.html")
         paths[-1].write_text(to_html(doc, title))
-    if log_to_mlflow:
-        _log(tracker, datas, out, paths)
-    return paths
+    return paths, datas
+
+
+# ---- the output folder: ccoma writes only into folders it owns, and replaces them whole ---------------
+OWNER_MARK = ".ccoma-report"  # present in every report folder ccoma wrote
+
+
+def folder_name(scenario: str) -> str:
+    """A scenario name or path as one safe folder name (``/x/my.yaml`` -> ``my``)."""
+    stem = Path(scenario).stem if scenario.endswith((".yaml", ".yml")) else scenario
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).strip(".") or "scenario"
+
+
+def _check_owned(out: Path) -> None:
+    """Refuse (one line, nothing touched) a folder that holds anything ccoma did not write."""
+    if out.exists() and not out.is_dir():
+        raise CcomaError(f"report --output {out}: is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / OWNER_MARK).is_file():
+        raise CcomaError(f"report --output {out}: the folder holds files ccoma did not write; "
+                         f"give a new or empty folder (ccoma replaces its report folders whole)")
+
+
+def _staging(out: Path) -> Path:
+    """A fresh folder next to ``out`` to build the report in (same file system: the swap is a rename)."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+        (staging / OWNER_MARK).write_text("written by ccoma report; this folder is replaced on every rebuild\n")
+    except OSError as exc:
+        raise CcomaError(f"report --output {out}: cannot write there ({exc.strerror})") from None
+    return staging
+
+
+def _swap(staging: Path, out: Path) -> None:
+    """Put the finished report in place of ``out`` (a ccoma-owned or absent folder), by renames."""
+    _check_owned(out)  # again: the folder could have changed while the report was built
+    import tempfile
+
+    old = None
+    try:
+        if out.exists():  # renamed over a fresh empty folder of ours, then deleted
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old)
+        os.replace(staging, out)
+    except OSError as exc:
+        raise CcomaError(f"report --output {out}: cannot replace the folder ({exc.strerror})") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _log(tracker, datas: dict[str, ScenarioData], out: Path, paths: list[Path]) -> None:

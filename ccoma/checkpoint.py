@@ -1,11 +1,16 @@
-"""Checkpoints that load without executing pickled code (``torch.load(weights_only=True)``).
+"""Checkpoints that load without executing pickled code (``torch.load(weights_only=True)``) and
+whose content is checked before it is trusted.
 
 A checkpoint holds only tensors, numbers, strings, lists and dicts: the learner's state, the replay
-buffer's filled part, the random-number states and the job's counters. It is written to a temporary
-file and renamed into place, so a kill while saving never leaves a half-written checkpoint.
+buffer's filled part, the random-number states and the job's counters. The file is one header line,
+``CCOMA-CHECKPOINT 1 sha256=<hex of the rest>``, then ``torch.save``'s bytes; a flipped byte anywhere
+is a one-line error on load, not silently wrong weights. It is written to a temporary file and
+renamed into place, so a kill while saving never leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -13,22 +18,51 @@ import torch
 
 from ccoma.errors import CcomaError
 
+MAGIC = b"CCOMA-CHECKPOINT 1 sha256="
+MAX_BYTES = 8 << 30  # refuse to read anything larger into memory
+
 
 def save(state: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getbuffer()
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
+    with open(tmp, "wb") as fh:
+        fh.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+        fh.write(payload)
     os.replace(tmp, path)
 
 
-def load(path: str | Path) -> dict:
-    """Load a checkpoint; a corrupt or foreign file is a one-line CcomaError."""
-    path = Path(path)
+def read_verified(path: Path, what: str = "checkpoint") -> bytes:
+    """The payload of a hashed file, after checking its header and its sha256 (one-line errors)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise CcomaError(f"{what} {path}: {size} bytes is too large for a ccoma {what}")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise CcomaError(f"checkpoint {path}: no such file") from None
+        raise CcomaError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise CcomaError(f"{what} {path}: is a folder, not a {what} file") from None
+    except OSError as exc:
+        raise CcomaError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+    head, sep, payload = data.partition(b"\n")
+    if not head.startswith(MAGIC) or not sep:
+        raise CcomaError(f"{what} {path} is corrupt or not a ccoma {what} (no integrity header)")
+    if hashlib.sha256(payload).hexdigest().encode() != head[len(MAGIC):]:
+        raise CcomaError(f"{what} {path} is corrupt: its content does not match its sha256 (changed or damaged "
+                         f"since it was written)")
+    return payload
+
+
+def load(path: str | Path) -> dict:
+    """Load a checkpoint; a corrupt, tampered or foreign file is a one-line CcomaError."""
+    path = Path(path)
+    payload = read_verified(path)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt checkpoint
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise CcomaError(f"checkpoint {path} is corrupt or not a ccoma checkpoint ({reason})") from None

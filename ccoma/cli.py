@@ -4,6 +4,7 @@ Heavy imports happen inside the commands so that ``ccoma --help`` stays instant.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -43,8 +44,68 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CcomaError as exc:
-            click.echo(f"ccoma: error: {exc}", err=True)
+            _close_runs(exc)
+            if os.environ.get("CCOMA_DEBUG"):
+                raise
+            click.echo(f"ccoma: error: {_one_line(exc)}", err=True)
             ctx.exit(2)
+        except OSError as exc:
+            _close_runs(exc)
+            if exc.filename is None or os.environ.get("CCOMA_DEBUG"):
+                raise  # not about a file the user named: a bug, keep the traceback
+            click.echo(f"ccoma: error: {exc.filename}: {exc.strerror or type(exc).__name__}", err=True)
+            ctx.exit(2)
+        except (Exception, KeyboardInterrupt) as exc:
+            if not isinstance(exc, click.exceptions.Exit):
+                _close_runs(exc)
+            raise
+
+    def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        """Click's own usage errors become one line too; Ctrl-C exits 130 and says how to resume."""
+        argv = list(sys.argv[1:] if args is None else args)
+        # MLflow's INFO chatter (database migrations, registrations) is not for the terminal
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        try:
+            rv = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.UsageError as exc:
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            click.echo(f"ccoma: error: {where}{_one_line(exc.format_message())}", err=True)
+            code = 2
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except click.Abort:  # click's name for a KeyboardInterrupt
+            executors = sys.modules.get("ccoma.executors")
+            if executors is not None:
+                executors.stop_pools()  # if the interrupt arrived outside the pool's own loop
+            click.echo("\nccoma: interrupted" + _resume_hint(argv), err=True)
+            code = 130
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _close_runs(exc: BaseException) -> None:
+    """No MLflow run outlives the command that opened it in RUNNING: the error ends them, tagged."""
+    guard = sys.modules.get("ccoma.store_guard")  # loaded with ccoma.tracking; absent = no run opened
+    if guard is not None:
+        guard.fail_open_runs(exc)
+
+
+def _one_line(exc) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _resume_hint(argv: list[str]) -> str:
+    """How to continue an interrupted evaluate (its jobs restart from their last checkpoints)."""
+    if not argv or argv[0] != "evaluate":
+        return ""
+    import shlex
+
+    again = argv if "--resume" in argv else [*argv, "--resume"]
+    return "; every job keeps its last checkpoint. Continue with:\n  ccoma " + " ".join(map(shlex.quote, again))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,15 +115,7 @@ def cli():
 
 
 def main(argv=None):
-    import os
-
-    # MLflow's INFO chatter (database migrations, registrations) is not for the terminal
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    try:
-        cli.main(args=argv, prog_name="ccoma", standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("ccoma: interrupted", err=True)
-        sys.exit(130)
+    cli.main(args=argv, prog_name="ccoma", standalone_mode=True)
 
 
 if __name__ == "__main__":

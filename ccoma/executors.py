@@ -4,39 +4,103 @@ Both take a list of :class:`ccoma.job.JobSpec` and yield ``(spec, result or exce
 finish. A failed job does not stop the others; the caller records what is missing. With ``poll``
 seconds they also yield ``(None, None)`` whenever that long passes with no job finishing, so the
 caller can refresh a progress display.
+
+Ctrl-C. The terminal sends SIGINT to the whole process group; pool workers ignore it and the
+command decides. The first Ctrl-C cancels the jobs not yet started and sends each running worker
+SIGTERM: its job stops where it is (its state is its last checkpoint, whose metric points are
+flushed again on ``--resume``), marks its runs interrupted and exits; a worker still alive after
+``GRACE_S`` seconds is killed. A second Ctrl-C kills every worker and the command at once.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterator
 
 from ccoma.errors import CcomaError
 
 
+GRACE_S = 5.0          # how long a stopped worker may take to mark its runs interrupted
+_IN_POOL_WORKER = False
+_ACTIVE_POOLS: list = []
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the worker outright
+    raise KeyboardInterrupt
+
+
 def _worker_init() -> None:
+    global _IN_POOL_WORKER
+    _IN_POOL_WORKER = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command handles Ctrl-C (see the module docstring)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import torch
 
     torch.set_num_threads(1)
 
 
+def _run_job(spec):
+    """Run one job; whatever runs it opened and left open when it fails are marked FAILED (or
+    KILLED) with the reason, e.g. when the job fails while it sets up, before its own handler."""
+    from ccoma import store_guard
+    from ccoma.job import run_job
+
+    before = set(store_guard.OPEN_RUNS)
+    try:
+        return run_job(spec)
+    except BaseException as exc:
+        store_guard.fail_open_runs(exc, since=before)
+        if _IN_POOL_WORKER and isinstance(exc, KeyboardInterrupt):
+            os._exit(130)  # stopped: take no further job from the pool's queue
+        raise
+
+
+def stop_pools() -> None:
+    """Stop every running local pool (first Ctrl-C); a second SIGINT meanwhile kills all at once."""
+    procs = [p for pool in _ACTIVE_POOLS for p in list((pool._processes or {}).values())]
+
+    def kill_now(signum, frame):
+        for p in procs:
+            p.kill()
+        os._exit(130)
+
+    try:
+        signal.signal(signal.SIGINT, kill_now)
+    except ValueError:
+        pass  # not the main thread: no second-Ctrl-C shortcut
+    for pool in list(_ACTIVE_POOLS):
+        pool.shutdown(wait=False, cancel_futures=True)
+        _ACTIVE_POOLS.remove(pool)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + GRACE_S
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+
+
 def run_local(specs: list, workers: int = 0, poll: float | None = None) -> Iterator[tuple[object, object]]:
     """Run jobs in a pool of ``workers`` processes (0 = CPU count); with one worker, in-process
     (then there is nothing to poll: the job reports its progress through ccoma.progress hooks)."""
-    from ccoma.job import run_job
-
     n = min(len(specs), workers or os.cpu_count() or 1)
-    if n <= 1:
+    if workers == 1 or (not workers and n <= 1):
         for spec in specs:
             try:
-                yield spec, run_job(spec)
+                yield spec, _run_job(spec)
             except Exception as exc:  # noqa: BLE001 - reported per job
                 yield spec, exc
         return
-    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
-        futures = {pool.submit(run_job, s): s for s in specs}
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    _ACTIVE_POOLS.append(pool)
+    try:
+        futures = {pool.submit(_run_job, s): s for s in specs}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
@@ -47,6 +111,12 @@ def run_local(specs: list, workers: int = 0, poll: float | None = None) -> Itera
                     yield futures[fut], fut.result()
                 except Exception as exc:  # noqa: BLE001 - reported per job
                     yield futures[fut], exc
+    except BaseException:  # Ctrl-C, or the caller stopped early
+        stop_pools()
+        raise
+    if pool in _ACTIVE_POOLS:
+        _ACTIVE_POOLS.remove(pool)
+    pool.shutdown(wait=True)
 
 
 def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterator[tuple[object, object]]:
@@ -55,8 +125,6 @@ def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterat
         import ray
     except ImportError:
         raise CcomaError("executor 'ray' needs Ray: pip install 'ccoma[ray]'") from None
-    from ccoma.job import run_job
-
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     started_here = not ray.is_initialized()
     if started_here:
@@ -67,7 +135,7 @@ def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterat
                 ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
         except Exception as exc:  # noqa: BLE001 - any connection failure is bad input
             raise CcomaError(f"cannot start or reach Ray at '{address or 'local'}': {str(exc).splitlines()[0]}") from None
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+    remote = ray.remote(num_cpus=1, max_retries=0)(_run_job)
     try:
         refs = {remote.options(runtime_env={"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true"}}).remote(s): s
                 for s in specs}

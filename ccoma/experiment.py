@@ -153,8 +153,7 @@ def write_report(cfg: RunConfig, tracker=None) -> list | None:
         from analysis.report import build_report
     except ImportError as exc:
         raise CcomaError(f"report: the analysis package is unavailable ({exc})") from None
-    out = Path("reports") / cfg.scenario
-    return build_report([cfg.scenario], cfg.tracking_uri or None, out, "both")
+    return build_report([cfg.scenario], cfg.tracking_uri or None, None, "both")  # reports/<scenario name>
 
 
 def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen", init_from: str = "",

@@ -4,7 +4,12 @@ A *policy directory* holds two files:
 
 - ``agent.pt``: the agent network's ``state_dict`` (``torch.save``; loads with ``weights_only=True``);
 - ``policy.json``: how to rebuild it: ``{"class": "ccoma.algos.networks.RNNAgent", "kwargs": {...},
-  "obs_dim", "n_actions", "n_agents", "hidden", "algo"}``.
+  "obs_dim", "n_actions", "n_agents", "hidden", "algo", "weights_sha256"}``.
+
+A policy folder may come from someone else (a shared model store, a download): loading one never
+imports or calls anything it names. ``class`` must be one of :data:`NETWORKS` (ccoma's own agent
+networks) and its ``kwargs`` exactly that class's typed, bounded arguments; ``agent.pt`` must match
+``weights_sha256`` and holds tensors only. Anything else is a one-line CcomaError.
 
 The network follows :class:`ccoma.algos.networks.RNNAgent`'s contract: ``net(inputs [B, N, D],
 hidden [B, N, H]) -> (outputs [B, N, A], hidden)`` with inputs built exactly as in training by
@@ -16,7 +21,8 @@ is the argmax over available actions, so one server fits every method.
 """
 from __future__ import annotations
 
-import importlib
+import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -25,10 +31,19 @@ import numpy as np
 import torch
 
 from ccoma.algos.networks import agent_input_dim, agent_inputs, masked_argmax
-from ccoma.errors import CcomaError
+from ccoma.errors import CcomaError, excerpt
 
 WEIGHTS = "agent.pt"
 SPEC = "policy.json"
+MAX_SPEC_BYTES = 64 * 1024
+MAX_WEIGHTS_BYTES = 1 << 30
+MAX_DIM = 1 << 20  # any size argument above this is not a ccoma network
+
+# The only networks a policy folder may name, with their constructor arguments (all positive ints).
+NETWORKS: dict[str, tuple[str, ...]] = {
+    "ccoma.algos.networks.RNNAgent": ("input_dim", "n_actions", "hidden_dim"),
+}
+
 INPUT_KINDS = {"standard": 0, "mean_field": 1}   # input kind -> extra inputs, in units of n_actions
 
 
@@ -57,6 +72,8 @@ def save_policy(net: torch.nn.Module, out_dir: str | Path, *, obs_dim: int, n_ag
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cls = type(net)
+    if f"{cls.__module__}.{cls.__qualname__}" not in NETWORKS:
+        raise CcomaError(f"save_policy: {cls.__qualname__} is not a servable network (known: {', '.join(NETWORKS)})")
     if kwargs is None:
         kwargs = {"input_dim": net.fc1.in_features, "n_actions": net.fc2.out_features,
                   "hidden_dim": net.hidden_dim}
@@ -72,19 +89,80 @@ def save_policy(net: torch.nn.Module, out_dir: str | Path, *, obs_dim: int, n_ag
     }
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     torch.save(state, out / WEIGHTS)
+    spec["weights_sha256"] = hashlib.sha256((out / WEIGHTS).read_bytes()).hexdigest()
     (out / SPEC).write_text(json.dumps(spec, indent=2, sort_keys=True))
     return out
 
 
-def _import_class(path: str) -> type:
-    # Only project classes: a policy file must not be a way to run arbitrary importable code.
-    if not path.startswith("ccoma."):
-        raise CcomaError(f"policy.json: class '{path}' is not a ccoma network")
-    module, _, name = path.rpartition(".")
+def _positive_int(spec: dict, key: str, where: str) -> int:
+    value = spec.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DIM:
+        raise CcomaError(f"{where}: field '{key}' should be a positive integer, got {excerpt(value)}")
+    return value
+
+
+def check_spec(spec: Any, where: str) -> dict:
+    """Validate a policy.json mapping: an allowed network class, exactly its typed arguments, and
+    sizes that agree with each other. Returns it unchanged."""
+    if not isinstance(spec, dict):
+        raise CcomaError(f"{where}: should be a JSON object")
+    cls = spec.get("class")
+    if cls not in NETWORKS:
+        raise CcomaError(f"{where}: field 'class' should be one of {', '.join(NETWORKS)}, got {excerpt(cls)}")
+    kwargs = spec.get("kwargs")
+    if not isinstance(kwargs, dict) or sorted(kwargs) != sorted(NETWORKS[cls]):
+        raise CcomaError(f"{where}: field 'kwargs' should hold exactly {', '.join(NETWORKS[cls])}")
+    for key in NETWORKS[cls]:
+        _positive_int(kwargs, key, f"{where}: kwargs")
+    for key in ("obs_dim", "n_actions", "n_agents", "hidden"):
+        _positive_int(spec, key, where)
+    extra = _check_inputs(spec.get("inputs", {"kind": "standard"}), spec["obs_dim"], where) * spec["n_actions"]
+    if kwargs["n_actions"] != spec["n_actions"] or kwargs["hidden_dim"] != spec["hidden"] or \
+            kwargs["input_dim"] != agent_input_dim(spec["obs_dim"], spec["n_actions"], spec["n_agents"], extra):
+        raise CcomaError(f"{where}: the network's sizes disagree with obs_dim, n_actions, n_agents and hidden")
+    digest = spec.get("weights_sha256")
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise CcomaError(f"{where}: field 'weights_sha256' (the hash of {WEIGHTS}) is missing")
+    return spec
+
+
+def _check_inputs(inputs: Any, obs_dim: int, where: str) -> int:
+    """Validate policy.json's ``inputs``; returns its extra inputs in units of n_actions."""
+    if not isinstance(inputs, dict) or inputs.get("kind") not in INPUT_KINDS:
+        raise CcomaError(f"{where}: field 'inputs' should be {{kind: {' | '.join(INPUT_KINDS)}}}, got {excerpt(inputs)}")
+    if sorted(inputs) not in (["kind"], ["kind", "visible_index"]):
+        raise CcomaError(f"{where}: field 'inputs' holds unknown keys ({excerpt(sorted(inputs))})")
+    visible = inputs.get("visible_index")
+    if visible is not None and (not isinstance(visible, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < obs_dim for i in visible)):
+        raise CcomaError(f"{where}: field 'inputs.visible_index' should list observation indices, got {excerpt(visible)}")
+    return INPUT_KINDS[inputs["kind"]]
+
+
+def read_policy_dir(artifact_dir: str | Path) -> tuple[dict, dict]:
+    """(spec, agent state_dict) of a policy folder, both checked: see the module docstring."""
+    root = Path(artifact_dir)
+    if not root.is_dir():
+        raise CcomaError(f"{root}: not a policy folder (no such folder)")
+    where = str(root / SPEC)
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise CcomaError(f"policy.json: cannot import network class '{path}' ({exc})") from None
+        if (root / SPEC).stat().st_size > MAX_SPEC_BYTES or (root / WEIGHTS).stat().st_size > MAX_WEIGHTS_BYTES:
+            raise CcomaError(f"{root}: not a policy folder ({SPEC} or {WEIGHTS} is far too large)")
+        spec = check_spec(json.loads((root / SPEC).read_text(encoding="utf-8")), where)
+        blob = (root / WEIGHTS).read_bytes()
+    except OSError as exc:
+        raise CcomaError(f"{root}: not a policy folder ({exc.strerror}: {Path(exc.filename or root).name})") from None
+    except (ValueError, RecursionError) as exc:
+        raise CcomaError(f"{where}: not valid JSON ({str(exc).splitlines()[0][:80]})") from None
+    if hashlib.sha256(blob).hexdigest() != spec["weights_sha256"]:
+        raise CcomaError(f"{root / WEIGHTS}: content does not match weights_sha256 in {SPEC} (changed or damaged)")
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise CcomaError(f"{root / WEIGHTS}: not a tensor file ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CcomaError(f"{root / WEIGHTS}: should hold a network's tensors only")
+    return spec, state
 
 
 class GreedyPolicy:
@@ -142,12 +220,14 @@ class GreedyPolicy:
 
 def load_policy(artifact_dir: str | Path) -> GreedyPolicy:
     """Rebuild the network saved by :func:`save_policy` and return a greedy policy callable."""
-    root = Path(artifact_dir)
+    from ccoma.algos.networks import RNNAgent
+
+    spec, state = read_policy_dir(artifact_dir)
+    classes = {"ccoma.algos.networks.RNNAgent": RNNAgent}  # NETWORKS' names -> the classes themselves
+    net = classes[spec["class"]](**spec["kwargs"])
     try:
-        spec = json.loads((root / SPEC).read_text())
-        state = torch.load(root / WEIGHTS, map_location="cpu", weights_only=True)
-    except (OSError, ValueError) as exc:
-        raise CcomaError(f"{root}: not a policy directory ({exc})") from None
-    net = _import_class(spec["class"])(**spec["kwargs"])
-    net.load_state_dict(state)
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CcomaError(f"{artifact_dir}: {WEIGHTS} does not fit the network in {SPEC} "
+                         f"({str(exc).splitlines()[0][:100]})") from None
     return GreedyPolicy(net, spec)

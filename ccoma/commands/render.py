@@ -43,13 +43,15 @@ def build_env(map_name: str | None, scenario: str | None, phase: str | None, see
 @click.option("--map", "map_name", default=None, help="Map to fight on (default 2s3z), with its default spawns.")
 @click.option("--scenario", "-s", default=None, help="Scenario (name or YAML path); the episode is drawn from one phase.")
 @click.option("--phase", default=None, help="The scenario phase to draw from (default: its first phase).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the episode and the random policy.")
-@click.option("--steps", type=int, default=None, help="Stop after this many steps (default: the episode limit).")
+@click.option("--seed", type=click.IntRange(0, 2 ** 31 - 1), default=0, show_default=True,
+              help="Seeds the episode and the random policy.")
+@click.option("--steps", type=click.IntRange(1, 100_000), default=None,
+              help="Stop after this many steps (default: the episode limit).")
 @click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
               help="Folder for the frames and the GIF (default: renders/<map or scenario-phase>-seed<S>).")
-@click.option("--every", type=int, default=1, show_default=True, help="Draw every k-th step (the last always).")
+@click.option("--every", type=click.IntRange(1, 100_000), default=1, show_default=True, help="Draw every k-th step (the last always).")
 @click.option("--gif/--no-gif", default=True, show_default=True, help="Also write battle.gif.")
-@click.option("--fps", type=float, default=6.0, show_default=True, help="GIF frames per second.")
+@click.option("--fps", type=click.FloatRange(0, 100, min_open=True), default=6.0, show_default=True, help="GIF frames per second.")
 @click.option("--sight/--no-sight", default=True, show_default=True, help="Draw the agents' sight circles.")
 @click.option("--ranges/--no-ranges", default=True, show_default=True, help="Draw weapon ranges.")
 @click.option("--crop/--no-crop", default=True, show_default=True, help="Zoom on the part of the arena in use.")
@@ -64,12 +66,15 @@ def render(map_name, scenario, phase, seed, steps, output, every, gif, fps, sigh
     from ccoma.errors import CcomaError
     from ccoma.sim.render import outcome, record_episode, render_frames, write_gif
 
-    if every < 1 or (steps is not None and steps < 1) or fps <= 0:
-        raise CcomaError("render: --every and --steps must be at least 1 and --fps positive")
+    if fps != fps:  # NaN passes any range check
+        raise CcomaError("render: --fps should be a number in (0, 100], got nan")
+    from ccoma.commands.evaluate import check_folder
+
     env, label = build_env(map_name, scenario, phase, seed, backend)
     policy = policy_from_checkpoint(checkpoint, env) if checkpoint else None
-    frames = record_episode(env, policy=policy, max_steps=steps, seed=seed, label=label)
     out = Path(output or Path("renders") / f"{label}-seed{seed}")
+    check_folder(str(out), "--output")  # before the episode is played
+    frames = record_episode(env, policy=policy, max_steps=steps, seed=seed, label=label)
     paths = render_frames(frames, out, every=every, sight=sight, ranges=ranges, crop=crop)
     click.echo(f"{label}: {len(frames) - 1} steps ({outcome(frames[-1])}), {len(paths)} frames -> {out}/frame_*.png")
     if gif:

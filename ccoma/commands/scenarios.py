@@ -46,13 +46,21 @@ def list_cmd():
 @click.argument("name")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write a timeline picture (PNG) of the enemy composition and spawn sites over steps.")
-@click.option("--train-steps", type=int, default=None, help="Show the schedule rescaled to this many train steps.")
-@click.option("--deploy-steps", type=int, default=None, help="Show the schedule rescaled to this many deploy steps.")
+@click.option("--train-steps", type=click.IntRange(1, 10 ** 12), default=None,
+              help="Show the schedule rescaled to this many train steps.")
+@click.option("--deploy-steps", type=click.IntRange(1, 10 ** 12), default=None,
+              help="Show the schedule rescaled to this many deploy steps.")
 def show_cmd(name, output, train_steps, deploy_steps):
     """The phases of scenario NAME (or a path to a scenario YAML) per stage, and optionally a timeline PNG."""
     from ccoma.scenarios import load_scenario
 
     scn = load_scenario(name)
+    if output:  # before anything is printed
+        from pathlib import Path
+
+        from ccoma.commands.evaluate import check_folder
+
+        check_folder(str(Path(output).parent), "--output")
     if train_steps or deploy_steps:
         scn = scn.rescaled(train_steps, deploy_steps)
     click.echo(f"{scn.name}  (map {scn.map.name}; {scn.path})")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ccoma.commands.evaluate import common_options, load_overrides
+from ccoma.commands.evaluate import SEED, common_options, load_overrides
 
 
 def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend):
@@ -17,7 +17,7 @@ def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri,
 @click.command()
 @common_options
 @click.option("--algo", "-a", default="coma", show_default=True, help="Learner: coma, qmix, vdn, iql, mfq.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend, algo, seed):
     """Train one learner on a scenario's training stage; prints the checkpoint to deploy from."""
     from ccoma.experiment import single
@@ -29,6 +29,46 @@ def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri
     click.echo(f"checkpoint: {out['checkpoint']}")
 
 
+def check_trained(path: str, algo: str, cfg) -> None:
+    """A policy folder or a trained checkpoint of ``algo`` that fits ``scenario``'s teams, verified
+    (content hash, allowed network) before any run is created: a bad one logs nothing."""
+    from pathlib import Path
+
+    from ccoma import checkpoint
+    from ccoma.algos import registry
+    from ccoma.errors import CcomaError
+    from ccoma.scenarios import load_scenario
+    from ccoma.serving import read_policy_dir
+    from ccoma.sim.env import SimEnv
+
+    scenario = cfg.scenario
+    info = SimEnv(load_scenario(scenario).map, 1).get_env_info()
+    learner = registry.make(algo, info, "cpu", config=cfg.algo.get(algo))
+    if Path(path).is_dir():
+        spec, agent = read_policy_dir(path)
+        have = (spec["obs_dim"], spec["n_actions"], spec["n_agents"])
+        want = (info["obs_shape"], info["n_actions"], info["n_agents"])
+        if have != want:
+            raise CcomaError(f"--checkpoint {path}: a policy for obs {have[0]}, {have[1]} actions, {have[2]} agents "
+                             f"does not fit scenario {scenario} (obs {want[0]}, {want[1]} actions, {want[2]} agents)")
+        try:
+            learner.networks()["agent"].load_state_dict(agent)
+        except RuntimeError as exc:
+            raise CcomaError(f"--checkpoint {path}: the policy does not fit {algo}'s agent network on scenario "
+                             f"{scenario} ({' '.join(str(exc).split())[:120]})") from None
+        return
+    state = checkpoint.load(path)
+    if state.get("algo") != algo:
+        raise CcomaError(f"checkpoint {path} holds a '{state.get('algo')}' learner, not '{algo}' (--algo)")
+    if not state.get("trained"):
+        raise CcomaError(f"checkpoint {path} holds no finished training stage")
+    try:
+        learner.load_state_dict(state["trained"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise CcomaError(f"checkpoint {path} does not fit scenario {scenario} "
+                         f"({' '.join(str(exc).split())[:120]})") from None
+
+
 @click.command()
 @common_options
 @click.option("--checkpoint", "init_from", required=True,
@@ -37,7 +77,7 @@ def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri
 @click.option("--mode", type=click.Choice(["frozen", "continual", "frozen-explore"]), default="continual",
               show_default=True, help="frozen: greedy, no learning; continual: the trainable set learns; "
               "frozen-explore: no learning, behaviour policy (the sampling control).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend, init_from, algo,
            mode, seed):
     """Deploy a trained model into a scenario's changing world, frozen or still learning."""
@@ -48,8 +88,9 @@ def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_ur
 
     if not Path(init_from).exists():
         raise CcomaError(f"--checkpoint {init_from}: no such file or directory")
-    out = single(_cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend), algo,
-                 seed, "deploy", mode=mode, init_from=init_from)
+    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend)
+    check_trained(init_from, algo, cfg)
+    out = single(cfg, algo, seed, "deploy", mode=mode, init_from=init_from)
     for method, r in out["methods"].items():
         rates = r["series"]["win_rate"]
         click.echo(f"{method}: mean online win rate {sum(rates) / max(len(rates), 1):.2f}; "

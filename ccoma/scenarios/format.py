@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from itertools import combinations_with_replacement
 
-from ccoma.errors import ConfigError
+from ccoma.errors import ConfigError, excerpt
 
 STAGES = ("train", "deploy")
 START_TYPES = ("sites", "reflect", "surrounded", "surrounded_and_reflect")
@@ -143,8 +144,31 @@ def check_keys(raw, allowed, where, field):
                                  f"(known: {', '.join(sorted(allowed))})")
 
 
+def _name(value, where, field) -> str:
+    """A name (of a phase, site, unit): text, not a list or a mapping."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(where, f"field '{field}' should be a name, got {excerpt(value)}")
+    return value
+
+
+NAME_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+
+def scenario_name(value, where) -> str:
+    """A scenario's name becomes MLflow experiment and model names and a report folder: plain
+    letters, digits and ``_ . + -`` only (no '/', quotes or spaces)."""
+    if not isinstance(value, str) or not NAME_CHARS.match(value):
+        raise ConfigError(where, f"field 'name' should be 1-64 letters, digits or _ . + - "
+                                 f"(starting with a letter or digit; the file's name when 'name' is absent), got {excerpt(value)}")
+    return value
+
+
+MAX_STEPS = 10 ** 12  # far beyond any budget; keeps step counts clear of float rounding and overflow
+
+
 def parse_steps(value, where, field) -> int:
     """A step count: an integer, or a string like '200K' / '5M' / '1_000_000'."""
+    given = value
     if isinstance(value, str):
         text = value.strip().replace("_", "").upper()
         mult = {"K": 1_000, "M": 1_000_000}.get(text[-1:], 1)
@@ -152,18 +176,20 @@ def parse_steps(value, where, field) -> int:
             number = float(text[:-1] if mult > 1 else text) * mult
         except ValueError:
             raise ConfigError(where, f"field '{field}' should be a step count like 200000 or '200K', "
-                                     f"got {value!r}") from None
+                                     f"got {excerpt(value)}") from None
         value = number
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
-        raise ConfigError(where, f"field '{field}' should be a non-negative whole step count, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0 or value > MAX_STEPS or value != int(value):
+        raise ConfigError(where, f"field '{field}' should be a non-negative whole step count, got {excerpt(given)}")
     return int(value)
 
 
 def _probabilities(values, n, where, field) -> tuple[float, ...]:
     if not isinstance(values, list) or len(values) != n:
-        raise ConfigError(where, f"field '{field}' should list {n} weights, got {values!r}")
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in values):
-        raise ConfigError(where, f"field '{field}' should hold non-negative numbers, got {values!r}")
+        raise ConfigError(where, f"field '{field}' should list {n} weights, got {excerpt(values)}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
+           for v in values):
+        raise ConfigError(where, f"field '{field}' should hold non-negative numbers, got {excerpt(values)}")
     total = float(sum(values))
     if abs(total - 1.0) > WEIGHT_TOL:
         raise ConfigError(where, f"field '{field}': weights sum to {total:g}, not 1")
@@ -172,7 +198,7 @@ def _probabilities(values, n, where, field) -> tuple[float, ...]:
 
 def _units(values, where, field, units) -> tuple[str, ...]:
     if not isinstance(values, list) or any(not isinstance(v, str) for v in values):
-        raise ConfigError(where, f"field '{field}' should be a list of unit names, got {values!r}")
+        raise ConfigError(where, f"field '{field}' should be a list of unit names, got {excerpt(values)}")
     for v in values:
         if v not in units:
             raise ConfigError(where, f"field '{field}': unknown unit '{v}' (known: {', '.join(sorted(units))})")
@@ -187,7 +213,7 @@ def _counts(raw, where, field, units) -> tuple[tuple[str, int], ...]:
     _units(list(raw), where, field, units)
     for name, n in raw.items():
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ConfigError(where, f"field '{field}.{name}' should be a non-negative integer, got {n!r}")
+            raise ConfigError(where, f"field '{field}.{name}' should be a non-negative integer, got {excerpt(n)}")
     return tuple(sorted(raw.items()))
 
 
@@ -232,7 +258,7 @@ def parse_team(raw, where, field, units) -> TeamGen:
     if n is None:
         raise ConfigError(where, f"field '{field}.n_units' is required when 'unit_types' is given")
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ConfigError(where, f"field '{field}.n_units' should be a positive integer, got {n!r}")
+        raise ConfigError(where, f"field '{field}.n_units' should be a positive integer, got {excerpt(n)}")
     if n < len(fixed):
         raise ConfigError(where, f"field '{field}': {len(fixed)} fixed units do not fit in n_units={n}")
     if n > len(fixed) and not types:
@@ -251,21 +277,21 @@ def parse_start(raw, where, field, map_spec) -> StartPositions:
     check_keys(raw, _START_KEYS, where, field)
     kind = raw.get("dist_type", "sites")
     if kind not in START_TYPES:
-        raise ConfigError(where, f"field '{field}.dist_type' should be one of {', '.join(START_TYPES)}, got {kind!r}")
+        raise ConfigError(where, f"field '{field}.dist_type' should be one of {', '.join(START_TYPES)}, got {excerpt(kind)}")
     allowed = {"sites": {"dist_type", "sites", "weights", "agent_site"}, "reflect": {"dist_type", "spread"},
                "surrounded": {"dist_type", "groups", "spread"},
                "surrounded_and_reflect": {"dist_type", "groups", "spread", "p"}}[kind]
     check_keys(raw, allowed, where, field)
     spread = raw.get("spread", 1.5)
     if isinstance(spread, bool) or not isinstance(spread, (int, float)) or spread < 0:
-        raise ConfigError(where, f"field '{field}.spread' should be a non-negative number, got {spread!r}")
+        raise ConfigError(where, f"field '{field}.spread' should be a non-negative number, got {excerpt(spread)}")
     if kind == "sites":
         sites = raw.get("sites", [map_spec.enemy_site])
         if not isinstance(sites, list) or not sites or any(not isinstance(s, str) for s in sites):
             raise ConfigError(where, f"field '{field}.sites' should be a non-empty list of spawn-site names")
         if len(set(sites)) != len(sites):
             raise ConfigError(where, f"field '{field}.sites' lists a site twice")
-        agent_site = raw.get("agent_site", map_spec.agent_site)
+        agent_site = _name(raw.get("agent_site", map_spec.agent_site), where, f"{field}.agent_site")
         for s in list(sites) + [agent_site]:
             if s not in map_spec.sites:
                 raise ConfigError(where, f"field '{field}': unknown spawn site '{s}' on map '{map_spec.name}' "
@@ -276,10 +302,10 @@ def parse_start(raw, where, field, map_spec) -> StartPositions:
     groups = raw.get("groups", [1, 4])
     if (not isinstance(groups, list) or len(groups) != 2 or any(isinstance(g, bool) or not isinstance(g, int)
                                                                 for g in groups) or not 1 <= groups[0] <= groups[1] <= 4):
-        raise ConfigError(where, f"field '{field}.groups' should be [min, max] with 1 <= min <= max <= 4, got {groups!r}")
+        raise ConfigError(where, f"field '{field}.groups' should be [min, max] with 1 <= min <= max <= 4, got {excerpt(groups)}")
     p = raw.get("p", 0.5)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ConfigError(where, f"field '{field}.p' should be a probability, got {p!r}")
+        raise ConfigError(where, f"field '{field}.p' should be a probability, got {excerpt(p)}")
     return StartPositions(kind, p=float(p), groups=(groups[0], groups[1]), spread=float(spread))
 
 
@@ -289,7 +315,7 @@ def _entry_phases(raw, kind, where, field, phases):
     value = raw[kind]
     period = 0
     if kind == "phase":
-        names, weights = [value], [1.0]
+        names, weights = [_name(value, where, f"{field}.phase")], [1.0]
     elif kind == "mix":
         if not isinstance(value, dict) or not value:
             raise ConfigError(where, f"field '{field}.mix' should map phase names to probabilities")
@@ -299,12 +325,14 @@ def _entry_phases(raw, kind, where, field, phases):
         check_keys(value, {"from", "to"}, where, f"{field}.drift")
         if "from" not in value or "to" not in value:
             raise ConfigError(where, f"field '{field}.drift' needs 'from' and 'to' phases")
-        names, weights = [value["from"], value["to"]], []
+        names, weights = [_name(value["from"], where, f"{field}.drift.from"),
+                          _name(value["to"], where, f"{field}.drift.to")], []
     else:
         if not isinstance(value, list) or len(value) < 2:
             raise ConfigError(where, f"field '{field}.cycle' should list at least two phases")
         if "period" not in raw:
             raise ConfigError(where, f"field '{field}' needs 'period' (steps per phase of the cycle)")
+        value = [_name(v, where, f"{field}.cycle[{i}]") for i, v in enumerate(value)]
         period = parse_steps(raw["period"], where, f"{field}.period")
         if period <= 0:
             raise ConfigError(where, f"field '{field}.period' must be positive")
@@ -436,7 +464,7 @@ def parse_scenario(raw, where: str, stem: str, map_loader, units) -> ScenarioSpe
     unused = [n for n in phases if n not in used]
     if unused:
         raise ConfigError(where, f"phase '{unused[0]}' is defined but never scheduled")
-    return ScenarioSpec(str(raw.get("name", stem)), where, " ".join(raw["description"].split()), map_spec.name,
+    return ScenarioSpec(scenario_name(raw.get("name", stem), where), where, " ".join(raw["description"].split()), map_spec.name,
                         protocol, formation, phases, schedule)
 
 
@@ -446,8 +474,8 @@ def _formation(raw, where) -> Formation:
     check_keys(raw, {"jitter", "rotate"}, where, "formation")
     jitter = raw.get("jitter", Formation.jitter)
     if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
-        raise ConfigError(where, f"field 'formation.jitter' should be a number in [0, 1], got {jitter!r}")
+        raise ConfigError(where, f"field 'formation.jitter' should be a number in [0, 1], got {excerpt(jitter)}")
     rotate = raw.get("rotate", Formation.rotate)
     if not isinstance(rotate, bool):
-        raise ConfigError(where, f"field 'formation.rotate' should be true or false, got {rotate!r}")
+        raise ConfigError(where, f"field 'formation.rotate' should be true or false, got {excerpt(rotate)}")
     return Formation(float(jitter), rotate)

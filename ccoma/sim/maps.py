@@ -30,7 +30,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from ccoma.errors import ConfigError
+from ccoma.errors import ConfigError, excerpt
 from ccoma.sim.units import MAPS_DIR, load_units
 
 
@@ -77,6 +77,7 @@ class MapSpec:
         return self.sites[name]
 
 
+MAX_ARENA = 1000  # SMAC arenas are 32-64 units across; beyond this positions lose float precision
 @dataclasses.dataclass(frozen=True)
 class SmacSpec:
     """SMAC's facts about a map: its map_type and the per-side unit-type bit order."""
@@ -96,8 +97,8 @@ _KEYS = {"name", "size", "episode_limit", "spawn_sites", "agents", "enemies", "s
 
 
 def _number(value, where, field, positive=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(where, f"field '{field}' should be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(where, f"field '{field}' should be a finite number, got {excerpt(value)}")
     if positive and value <= 0:
         raise ConfigError(where, f"field '{field}' must be positive, got {value}")
     return float(value)
@@ -112,11 +113,16 @@ def _team(raw, where, field, units, sites):
     names = raw["units"]
     if not isinstance(names, list) or not names:
         raise ConfigError(where, f"field '{field}.units' should be a non-empty list of unit names")
-    for n in names:
+    for i, n in enumerate(names):
+        if not isinstance(n, str):
+            raise ConfigError(where, f"field '{field}.units[{i}]' should be a unit name, got {excerpt(n)}")
         if n not in units:
             raise ConfigError(where, f"field '{field}.units': unknown unit '{n}' (known: {', '.join(sorted(units))})")
     spawn = raw["spawn"]
     per_unit = None
+    if not isinstance(spawn, (str, list)) or (isinstance(spawn, list) and not all(isinstance(x, str) for x in spawn)):
+        raise ConfigError(where, f"field '{field}.spawn' should be a spawn-site name or a list of them, "
+                                 f"got {excerpt(spawn)}")
     if isinstance(spawn, list):
         if len(spawn) != len(names):
             raise ConfigError(where, f"field '{field}.spawn' lists {len(spawn)} sites for {len(names)} units")
@@ -196,9 +202,11 @@ def parse_map(raw, where: str) -> MapSpec:
     if not isinstance(size, list) or len(size) != 2:
         raise ConfigError(where, "field 'size' should be [width, height]")
     w, h = (_number(v, where, "size") for v in size)
+    if max(w, h) > MAX_ARENA:
+        raise ConfigError(where, f"field 'size': an arena of {w:g}x{h:g} is larger than {MAX_ARENA}x{MAX_ARENA}")
     limit = raw["episode_limit"]
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise ConfigError(where, f"field 'episode_limit' must be a positive integer, got {limit!r}")
+        raise ConfigError(where, f"field 'episode_limit' must be a positive integer, got {excerpt(limit)}")
     if not isinstance(raw["spawn_sites"], dict) or not raw["spawn_sites"]:
         raise ConfigError(where, "field 'spawn_sites' should map site names to {center: [x, y], spread: r}")
     sites = {}
@@ -222,6 +230,10 @@ def parse_map(raw, where: str) -> MapSpec:
     units = load_units()
     agents, agent_site, agent_unit_sites = _team(raw["agents"], where, "agents", units, sites)
     enemies, enemy_site, enemy_unit_sites = _team(raw["enemies"], where, "enemies", units, sites)
+    if agent_site == enemy_site and not (agent_unit_sites or enemy_unit_sites):
+        raise ConfigError(where, f"field 'enemies.spawn': both teams spawn at site '{enemy_site}'")
+    if not isinstance(raw["name"], str) or not raw["name"]:
+        raise ConfigError(where, f"field 'name' should be text, got {excerpt(raw['name'])}")
     smac = _smac_block(raw["smac"], where, agents, enemies) if "smac" in raw else None
     goal = raw.get("enemy_goal")
     if goal is not None and goal not in sites:

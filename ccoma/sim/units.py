@@ -6,10 +6,11 @@ or scenario can produce into one ``[n_types, N_STATS]`` tensor that is gathered 
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import lru_cache
 from pathlib import Path
 
-from ccoma.errors import ConfigError
+from ccoma.errors import ConfigError, excerpt
 
 MAPS_DIR = Path(__file__).resolve().parents[2] / "maps"
 DEFAULT_UNITS_FILE = MAPS_DIR / "units.yaml"
@@ -70,8 +71,8 @@ def _parse_unit(name: str, raw: object, where: str) -> UnitType:
     vals = {}
     for key in _NUMERIC:
         v = raw[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(where, f"unit '{name}': field '{key}' should be a number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(where, f"unit '{name}': field '{key}' should be a finite number, got {excerpt(v)}")
         if v < 0 or (v == 0 and key not in _NONNEG):
             raise ConfigError(where, f"unit '{name}': field '{key}' must be positive, got {v}")
         vals[key] = float(v)
@@ -88,12 +89,13 @@ def _parse_unit(name: str, raw: object, where: str) -> UnitType:
     if vals["heal"] > 0 and vals["energy_max"] <= 0:
         raise ConfigError(where, f"unit '{name}': a healer needs 'energy_max' (its heal spends energy)")
     if raw["race"] not in RACES:
-        raise ConfigError(where, f"unit '{name}': field 'race' must be one of {RACES}, got {raw['race']!r}")
+        raise ConfigError(where, f"unit '{name}': field 'race' must be one of {RACES}, got {excerpt(raw['race'])}")
     attrs = raw["attributes"]
     if not isinstance(attrs, list) or any(a not in ATTRIBUTES for a in attrs):
         raise ConfigError(where, f"unit '{name}': field 'attributes' must list items of {ATTRIBUTES}")
     bonus = raw["bonus"] or {}
-    if not isinstance(bonus, dict) or any(k not in ATTRIBUTES or not isinstance(v, (int, float))
+    if not isinstance(bonus, dict) or any(k not in ATTRIBUTES or isinstance(v, bool) or not isinstance(v, (int, float))
+                                          or not math.isfinite(v)
                                           for k, v in bonus.items()):
         raise ConfigError(where, f"unit '{name}': field 'bonus' must map attributes {ATTRIBUTES} to numbers")
     if int(vals["hits"]) != vals["hits"]:

@@ -5,8 +5,10 @@ The frames' columns are :data:`ccoma.tracking.schema.RUN_COLUMNS` and ``FRAME_CO
 """
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ccoma.store_guard import literal
 from ccoma.tracking import schema
 from ccoma.tracking.store import _guarded
 
@@ -35,12 +37,19 @@ class RunReader:
                 continue
             if parent in ("latest", "all"):
                 parents = search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
-                parents = parents[:1] if parent == "latest" else parents
+                if parent == "latest" and any(_usable(r) for r in parents):
+                    # newer failed or dangling evaluates are skipped (and named in the report); with no
+                    # complete one at all, the newest is used as it is (e.g. one still in progress)
+                    newer = list(itertools.takewhile(lambda r: not _usable(r), parents))
+                    self.tracker.skipped_parents.update({r.info.run_id: (scenario, _status(r)) for r in newer})
+                    parents = parents[len(newer):len(newer) + 1]
+                elif parent == "latest":
+                    parents = parents[:1]
             else:
                 parents = [r for r in search([exp_id], "tags.`ccoma.kind` = 'evaluate'")
                            if r.info.run_id == parent]
             for p in parents:
-                children = search([exp_id], f"tags.mlflow.parentRunId = '{p.info.run_id}'")
+                children = search([exp_id], f"tags.mlflow.parentRunId = {literal(p.info.run_id)}")
                 for run in [p, *reversed(children)]:
                     row = schema.run_row(scenario, {
                         "run_id": run.info.run_id, "mlflow_status": run.info.status,
@@ -71,6 +80,19 @@ class RunReader:
         for (run, key), points in zip(jobs, self.tracker._map(history, jobs)):
             rows.extend(schema.metric_rows(run, {key: points}))
         return schema.frame(rows, schema.FRAME_COLUMNS)
+
+
+def _status(run: Any) -> str:
+    return run.data.tags.get("ccoma.status") or run.info.status.lower()
+
+
+def _usable(parent: Any) -> bool:
+    """An evaluate that ran its grid to the end (even with some failed jobs). A run still RUNNING
+    (dangling: killed, or in progress), interrupted, or failed before its jobs ended is not."""
+    status = _status(parent)
+    if parent.info.status == "RUNNING" or status in ("running", "interrupted"):
+        return False
+    return status == "finished" or "ccoma.failed_jobs" in parent.data.tags
 
 
 def _as_list(scenarios: str | Iterable[str]) -> list[str]:

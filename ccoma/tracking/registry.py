@@ -19,6 +19,7 @@ import mlflow
 import mlflow.pyfunc
 
 from ccoma.errors import CcomaError
+from ccoma.store_guard import literal
 from ccoma.tracking.schema import CHAMPION, model_name
 from ccoma.tracking.store import _guarded
 
@@ -112,7 +113,7 @@ class ModelRegistry:
     def elect_champion(self, name: str) -> int | None:
         """Point alias ``champion`` at the version with the best deployment win rate (latest on ties)."""
         best = None
-        for mv in self.client.search_model_versions(f"name = '{name}'"):
+        for mv in self.client.search_model_versions(f"name = {literal(name, 'model')}"):
             rate = mv.tags.get("ccoma.deploy_win_rate")
             if rate is None:
                 continue
@@ -127,11 +128,14 @@ class ModelRegistry:
         """Every version of the ccoma models (of one scenario), with aliases and win rates."""
         pattern = model_name(scenario, "%") if scenario else "ccoma-%"
         rows = []
-        for rm in self.client.search_registered_models(f"name LIKE '{pattern}'"):
+        prefix = pattern.rstrip("%")  # LIKE's '_' matches any character: keep exact prefixes only
+        for rm in self.client.search_registered_models(f"name LIKE {literal(pattern, 'scenario')}"):
+            if not rm.name.startswith(prefix):
+                continue
             aliases: dict[str, list[str]] = {}
             for alias, version in (rm.aliases or {}).items():
                 aliases.setdefault(str(version), []).append(alias)
-            for mv in self.client.search_model_versions(f"name = '{rm.name}'"):
+            for mv in self.client.search_model_versions(f"name = {literal(rm.name, 'model')}"):
                 rows.append({"name": rm.name, "version": int(mv.version),
                              "aliases": sorted(aliases.get(str(mv.version), [])),
                              "method": mv.tags.get("ccoma.method"), "seed": mv.tags.get("ccoma.seed"),
@@ -142,7 +146,7 @@ class ModelRegistry:
     @_guarded
     def promote(self, name: str, version: int, alias: str = CHAMPION) -> None:
         """Point ``alias`` of registered model ``name`` at ``version``."""
-        known = {int(mv.version) for mv in self.client.search_model_versions(f"name = '{name}'")}
+        known = {int(mv.version) for mv in self.client.search_model_versions(f"name = {literal(name, 'model')}")}
         if int(version) not in known:
             have = ", ".join(map(str, sorted(known))) or "none"
             raise CcomaError(f"model {name} has no version {version} (versions: {have})")
@@ -152,6 +156,8 @@ class ModelRegistry:
 def list_models(scenario: str | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:
     from ccoma.tracking.store import Tracker
 
+    if scenario:
+        literal(model_name(scenario, "%"), "scenario")  # before a store is opened or created
     return Tracker(tracking_uri).registry.list_models(scenario)
 
 

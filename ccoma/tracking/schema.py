@@ -32,7 +32,26 @@ def resolve_uri(tracking_uri: str | None = None) -> str:
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    check_uri(uri)
     return uri.rstrip("/")
+
+
+# Stores MLflow itself can open; anything else fails deep inside MLflow with a traceback.
+URI_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_uri(uri: str) -> None:
+    """A tracking URI with a known scheme (``sqlite:///path``, ``http(s)://host:port``...)."""
+    from ccoma.errors import excerpt
+
+    if "://" not in uri and ":" not in uri:
+        return  # a plain path: MLflow's file store
+    scheme, sep, rest = uri.partition(":")
+    if scheme.split("+")[0].lower() not in URI_SCHEMES or not rest.strip("/"):
+        raise CcomaError(f"--tracking-uri {excerpt(uri)}: expected sqlite:///PATH, http(s)://HOST:PORT or another "
+                         f"MLflow store ({', '.join(URI_SCHEMES)})")
+    if scheme == "sqlite" and not uri.startswith("sqlite:///"):
+        raise CcomaError(f"--tracking-uri {excerpt(uri)}: a sqlite store is written sqlite:///PATH")
 
 
 def probe(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:

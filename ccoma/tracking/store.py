@@ -38,6 +38,9 @@ parallel envs, pymarl's ``t_env``). Artifacts go under ``config/``, ``scenario/`
 from __future__ import annotations
 
 import functools
+import io
+import itertools
+import logging
 import os
 import time
 from pathlib import Path
@@ -48,7 +51,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
-from ccoma.errors import CcomaError
+from ccoma.errors import CcomaError, excerpt
+from ccoma.store_guard import OPEN_RUNS, Retrying, fail_open_runs, literal, reason_line  # noqa: F401
 from ccoma.tracking.schema import STATUSES, chunks, experiment_name, flatten_params, probe, resolve_uri
 
 if TYPE_CHECKING:
@@ -70,6 +74,14 @@ def _guarded(fn):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise CcomaError(f"MLflow: {fn.__name__}: {first}") from None
     return wrapper
+
+
+def _migrated_client(uri: str) -> MlflowClient:
+    """A client whose tracking and registry stores exist (both create or upgrade the schema)."""
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+    return client
 
 
 def _now_ms() -> int:
@@ -104,8 +116,8 @@ class Run:
         clash = [k for k, v in flat.items() if k in self.params and self.params[k] != v]
         if clash:
             k = clash[0]
-            raise CcomaError(f"run {self.run_id} already has param {k}={self.params[k]!r}, not "
-                             f"{flat[k]!r}: the config changed, use a new run key")
+            raise CcomaError(f"run {self.run_id} already has param {k}={excerpt(self.params[k])}, not "
+                             f"{excerpt(flat[k])}: the config changed, use a new run key")
         new = [Param(k, v) for k, v in sorted(flat.items()) if k not in self.params]
         for chunk in chunks(new, MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.run_id, params=chunk)
@@ -142,11 +154,21 @@ class Run:
         self.tracker.log_artifact(self.run_id, path, artifact_path)
 
     @_guarded
-    def finish(self, status: str = "finished") -> None:
+    def finish(self, status: str = "finished", reason: BaseException | str | None = None) -> None:
+        """End the run. A failed or interrupted run gets tag ``ccoma.error``: the one-line reason,
+        by default the exception being handled when this is called (``except ...: run.finish("failed")``)."""
         if status not in STATUSES or status == "running":
-            raise CcomaError(f"run status must be finished, failed or interrupted, not {status!r}")
-        self.set_tags({"ccoma.status": status})
+            raise CcomaError(f"run status must be finished, failed or interrupted, not {excerpt(status)}")
+        tags = {"ccoma.status": status}
+        if status != "finished":
+            if reason is None:
+                reason = sys.exc_info()[1]
+            if reason is None and "ccoma.failed_jobs" in self.tags:
+                reason = f"{self.tags['ccoma.failed_jobs']} job(s) failed"
+            tags["ccoma.error"] = reason_line(reason)
+        self.set_tags(tags)
         self.client.set_terminated(self.run_id, _MLFLOW_STATUS[status])
+        OPEN_RUNS.pop(self.run_id, None)
 
     def __enter__(self) -> "Run":
         return self
@@ -155,7 +177,7 @@ class Run:
         if exc_type is None:
             self.finish("finished")
         else:
-            self.finish("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed")
+            self.finish("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed", exc)
 
 
 class Tracker:
@@ -163,31 +185,41 @@ class Tracker:
 
     def __init__(self, tracking_uri: str | None = None):
         self.uri = resolve_uri(tracking_uri)
+        self.skipped_parents: dict[str, tuple[str, str]] = {}  # run id -> (scenario, status): see _collect
         self.remote = self.uri.startswith(("http://", "https://"))
-        # Keep a dead server from turning into minutes of retries later on.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        # ccoma retries a server itself (_Retrying): MLflow's own retries would multiply with ours
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", os.environ.get("CCOMA_MLFLOW_TIMEOUT", "20"))
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         probe(self.uri)
         if self.uri.startswith("sqlite:///"):
             self.client = self._open_sqlite(Path(self.uri[len("sqlite:///"):]))
         else:
-            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            self.client = Retrying(MlflowClient(tracking_uri=self.uri, registry_uri=self.uri), self.uri)
 
     @_guarded
     def _open_sqlite(self, db: Path) -> MlflowClient:
-        """Open the client, which creates or upgrades the store's schema, under a file lock: two
-        commands started together on a new mlflow.db (two ``ccoma train`` side by side) would
-        otherwise both run MLflow's database migrations, and the loser fails inside alembic."""
+        """Open the client under a file lock (two commands started together on a new mlflow.db would
+        both run MLflow's migrations, and the loser fails inside alembic). A new store is built in a
+        temporary file and renamed into place: a kill during its ~5 s of migrations leaves no
+        half-migrated mlflow.db behind, only a temporary file that the next command deletes."""
         import fcntl
 
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with open(db.with_name(db.name + ".lock"), "a") as lock:
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(db.with_name(db.name + ".lock"), "a")
+        except OSError as exc:
+            raise CcomaError(f"MLflow store {db}: cannot create it ({exc.strerror})") from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-                client.search_experiments(max_results=1)  # the model registry's store, too
-                return client
+                for stale in db.parent.glob(db.name + ".creating-*"):  # left by a killed first set-up
+                    stale.unlink(missing_ok=True)
+                if not db.exists() or db.stat().st_size == 0:
+                    tmp = db.with_name(f"{db.name}.creating-{os.getpid()}")
+                    _migrated_client(f"sqlite:///{tmp}")
+                    os.replace(tmp, db)
+                return _migrated_client(self.uri)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -236,6 +268,8 @@ class Tracker:
             return list(pool.map(fn, items))
 
     def _reopen(self, run: Any) -> Any:
+        if "ccoma.error" in run.data.tags:  # the earlier failure's reason no longer applies
+            self.client.delete_tag(run.info.run_id, "ccoma.error")
         self.client.update_run(run.info.run_id, status="RUNNING")
         self.client.set_tag(run.info.run_id, "ccoma.status", "running")
         return self.client.get_run(run.info.run_id)
@@ -245,16 +279,18 @@ class Tracker:
                      params: Mapping[str, Any] | Any = None, tags: Mapping[str, str] | None = None) -> Run:
         """Open (or reopen, by ``run_key``) the parent run of one ``evaluate`` of ``scenario``."""
         exp_id = self.experiment_id(scenario)
-        found = self._search([exp_id], f"tags.`ccoma.run_key` = '{run_key}' and tags.`ccoma.kind` = 'evaluate'")
+        found = self._search([exp_id], f"tags.`ccoma.run_key` = {literal(run_key, 'run key')} and tags.`ccoma.kind` = 'evaluate'")
         if found:
             before = found[0].data.tags.get("ccoma.status")
             run = Run(self, self._reopen(found[0]), resumed=True)
             run.previous_status = before
+            OPEN_RUNS[run.run_id] = run
         else:
             all_tags = {"ccoma.kind": "evaluate", "ccoma.scenario": scenario, "ccoma.backend": backend,
                         "ccoma.budget": budget, "ccoma.run_key": run_key, "ccoma.status": "running"}
             created = self.client.create_run(exp_id, tags=all_tags, run_name=f"evaluate-{scenario}")
             run = Run(self, created, resumed=False)
+            OPEN_RUNS[run.run_id] = run
         if tags:
             run.set_tags(tags)
         if params is not None:
@@ -269,8 +305,8 @@ class Tracker:
     @_guarded
     def find_method_run(self, parent: Run, method: str, seed: int) -> Run | None:
         """The child run of (method, seed) under ``parent``, untouched (None when absent)."""
-        found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = '{parent.run_id}' and "
-                             f"tags.`ccoma.method` = '{method}' and tags.`ccoma.seed` = '{int(seed)}'")
+        found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = {literal(parent.run_id)} and "
+                             f"tags.`ccoma.method` = {literal(method, 'method')} and tags.`ccoma.seed` = '{int(seed)}'")
         return Run(self, found[0], resumed=True) if found else None
 
     @_guarded
@@ -278,11 +314,12 @@ class Tracker:
                    params: Mapping[str, Any] | Any = None) -> Run:
         """Open (or reopen) the child run of one (method, seed); its status becomes running."""
         if mode not in ("frozen", "continual", "frozen-explore", "reference"):
-            raise CcomaError(f"mode must be frozen, continual, frozen-explore or reference, not {mode!r}")
+            raise CcomaError(f"mode must be frozen, continual, frozen-explore or reference, not {excerpt(mode)}")
         existing = self.find_method_run(parent, method, seed)
         if existing is not None:
             run = Run(self, self._reopen(self.client.get_run(existing.run_id)), resumed=True)
             run.previous_status = existing.previous_status
+            OPEN_RUNS[run.run_id] = run
         else:
             tags = {"mlflow.parentRunId": parent.run_id, "ccoma.kind": "method",
                     "ccoma.scenario": parent.tags.get("ccoma.scenario", ""),
@@ -291,6 +328,7 @@ class Tracker:
                     "ccoma.status": "running"}
             created = self.client.create_run(parent.experiment_id, tags=tags, run_name=f"{method}-seed{seed}")
             run = Run(self, created, resumed=False)
+            OPEN_RUNS[run.run_id] = run
         if params is not None:
             run.log_params(params)
         return run

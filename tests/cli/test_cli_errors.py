@@ -28,8 +28,8 @@ def one_line_error(res, *needles):
     (["--scenario", "no_such_scenario"], ["no_such_scenario", "shipped scenarios", "shifting_spawn"]),
     (["--method", "c-dqn"], ["unknown method 'c-dqn'", "c-coma"]),
     (["--budget", "huge"], ["unknown budget 'huge'", "smoke"]),
-    (["--budget", "smoke", "--train-steps", "0"], ["--train-steps", "positive"]),
-    (["--budget", "smoke", "--deploy-steps", "-100"], ["--deploy-steps", "positive"]),
+    (["--budget", "smoke", "--train-steps", "0"], ["--train-steps", "range"]),
+    (["--budget", "smoke", "--deploy-steps", "-100"], ["--deploy-steps", "range"]),
     (["--budget", "smoke", "--train-steps", "50"], ["cannot hold"]),
     (["--budget", "smoke", "--executor", "ray", "--ray-address", "127.0.0.1:1", "--method", "qmix"], ["Ray"]),
 ])

@@ -145,6 +145,15 @@ main(sys.argv[2:])
 KILL_ARGS = SMOKE + ["-m", "c-coma", "--seed", "3", "--train-steps", "4000", "--deploy-steps", "4000"]
 
 
+def _compare(a, b):
+    keys = sorted(set(a.key))
+    assert keys == sorted(set(b.key))
+    for key in keys:
+        sa, sb = series(a, "c-coma", key), series(b, "c-coma", key)
+        assert [s for s, _ in sa] == [s for s, _ in sb], f"{key}: steps differ (lost or duplicated points)"
+        assert np.allclose([v for _, v in sa], [v for _, v in sb], atol=1e-6), f"{key}: values differ"
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("full")
@@ -160,21 +169,15 @@ def test_killed_and_resumed_run_has_the_same_metrics(tmp_path, uninterrupted, mo
     proc = subprocess.run([sys.executable, "-c", KILLER, moment, *KILL_ARGS], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    import torch
+    from ccoma import checkpoint
 
-    state = torch.load(next((tmp_path / "ccoma_runs").glob("*/coma-seed3/checkpoint.pt")), weights_only=True)
+    state = checkpoint.load(next((tmp_path / "ccoma_runs").glob("*/coma-seed3/checkpoint.pt")))
     assert state["stage"]["name"] == "deploy/continual" and 0 < state["stage"]["t"] < 4000
     res = ccoma(KILL_ARGS + ["--resume"], tmp_path)
     assert "1 jobs finished" in res.stdout
     from ccoma.tracking import load_frame
 
-    a, b = uninterrupted, load_frame("shifting_spawn", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    keys = sorted(set(a.key))
-    assert keys == sorted(set(b.key))
-    for key in keys:
-        sa, sb = series(a, "c-coma", key), series(b, "c-coma", key)
-        assert [s for s, _ in sa] == [s for s, _ in sb], f"{key}: steps differ (lost or duplicated points)"
-        assert np.allclose([v for _, v in sa], [v for _, v in sb], atol=1e-6), f"{key}: values differ"
+    _compare(uninterrupted, load_frame("shifting_spawn", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
 
 
 def test_ray_gives_the_same_results_as_the_local_pool(tmp_path):
@@ -215,3 +218,35 @@ def test_train_then_deploy_a_checkpoint(tmp_path):
         assert len(parents) == 1 and parents[0].data.tags["ccoma.status"] == "finished"
     bad = ccoma(["deploy", "--budget", "smoke", "--algo", "coma", "--checkpoint", ckpt], tmp_path, check=False)
     assert bad.returncode == 2 and "holds a 'vdn' learner" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ctrl_c_in_a_terminal_then_resume_has_the_same_metrics(tmp_path, uninterrupted):
+    """A real Ctrl-C (the terminal's interrupt character, to the whole process group) while the pool's
+    worker is deploying: the command stops within seconds, exits 130 and says how to resume."""
+    import time
+
+    pexpect = pytest.importorskip("pexpect")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    args = KILL_ARGS + ["--workers", "2"]  # a process pool (of one worker: there is one job)
+    child = pexpect.spawn(sys.executable, ["-m", "ccoma.cli", *args], cwd=str(tmp_path), env=env,
+                          encoding="utf-8", timeout=300)
+    progress = tmp_path / "ccoma_runs"
+    done = 0
+    while done < 5000:  # into the deployment (train 4000 + deploy 4000 steps)
+        assert child.isalive(), child.read()
+        files = list(progress.glob("*/coma-seed3/progress.json"))
+        done = json.loads(files[0].read_text())["done"] if files else 0
+        time.sleep(0.2)
+    child.sendintr()
+    child.expect(pexpect.EOF, timeout=60)
+    child.close()
+    assert child.exitstatus == 130, child.before
+    assert "--resume" in child.before and "interrupted" in child.before
+    from ccoma.tracking import Tracker, load_frame
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = tracker.client.search_runs([tracker.experiment_id("shifting_spawn", create=False)])
+    assert {r.info.status for r in runs} == {"KILLED"}  # the worker marked its run, the command its parent
+    res = ccoma(args + ["--resume"], tmp_path)
+    assert "1 jobs finished" in res.stdout
+    _compare(uninterrupted, load_frame("shifting_spawn", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
