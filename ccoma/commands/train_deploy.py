@@ -42,7 +42,8 @@ def check_trained(path: str, algo: str, cfg) -> None:
     from ccoma.sim.env import SimEnv
 
     scenario = cfg.scenario
-    info = SimEnv(load_scenario(scenario).map, 1).get_env_info()
+    scn = load_scenario(scenario)
+    info = SimEnv(scn.map, 1, source=scn.source("train"), compile=False).get_env_info()  # the job's layout
     learner = registry.make(algo, info, "cpu", config=cfg.algo.get(algo))
     if Path(path).is_dir():
         spec, agent = read_policy_dir(path)
@@ -89,6 +90,9 @@ def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_ur
     if not Path(init_from).exists():
         raise CcomaError(f"--checkpoint {init_from}: no such file or directory")
     cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend)
+    from ccoma.envs import check as check_backend
+
+    check_backend(cfg.backend)  # a missing game first: one line pointing at `ccoma doctor`
     check_trained(init_from, algo, cfg)
     out = single(cfg, algo, seed, "deploy", mode=mode, init_from=init_from)
     for method, r in out["methods"].items():

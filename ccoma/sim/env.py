@@ -21,6 +21,23 @@ from ccoma.sim.reward import RewardOptions, smac_reward
 from ccoma.sim.units import COL, UnitTable, load_units
 
 
+def layout_for(spec: MapSpec, source: EpisodeSource, opts: ObsOptions | None = None) -> Layout:
+    """The observation layout of ``source``'s episodes on map ``spec`` (every backend uses this one):
+    SMAC's per-side layout for a map's own episodes when it has a ``smac:`` block, else ccoma's."""
+    smac, opts = spec.smac, opts or ObsOptions()
+    if smac is None or not (isinstance(source, MapSource) and source.spec == spec):
+        table = UnitTable(source.unit_types)
+        n_types = len(source.unit_types) if len(source.unit_types) > 1 else 0
+        shields = table.has_shields(source.unit_types)
+        return Layout(source.n_agents, source.n_enemies, n_types, shields, shields, opts=opts)
+    units = load_units()
+    protoss = [any(units[n].race == "protoss" for n in team) for team in (spec.agents, spec.enemies)]
+    order = [tuple(names.index(v) if v in names else -1 for v in source.unit_types)
+             for names in (smac.agent_types, smac.enemy_types)]
+    return Layout(source.n_agents, source.n_enemies, smac.unit_type_bits, protoss[0], protoss[1],
+                  order[0] if smac.unit_type_bits else (), order[1] if smac.unit_type_bits else (), opts)
+
+
 class MapSource:
     """The static episode source of a map: its rosters at its default spawn sites.
 
@@ -149,19 +166,7 @@ class SimEnv:
 
     # ----------------------------------------------------------------------------------- setup
     def _layout(self, source: EpisodeSource) -> Layout:
-        """SMAC's per-side layout for a map's own episodes when it has a ``smac:`` block, else ccoma's."""
-        smac, opts = self.map.smac, self.obs_options
-        if smac is None or not (isinstance(source, MapSource) and source.spec == self.map):
-            table = UnitTable(source.unit_types)
-            n_types = len(source.unit_types) if len(source.unit_types) > 1 else 0
-            shields = table.has_shields(source.unit_types)
-            return Layout(source.n_agents, source.n_enemies, n_types, shields, shields, opts=opts)
-        units = load_units()
-        protoss = [any(units[n].race == "protoss" for n in team) for team in (self.map.agents, self.map.enemies)]
-        order = [tuple(names.index(v) if v in names else -1 for v in source.unit_types)
-                 for names in (smac.agent_types, smac.enemy_types)]
-        return Layout(source.n_agents, source.n_enemies, smac.unit_type_bits, protoss[0], protoss[1],
-                      order[0] if smac.unit_type_bits else (), order[1] if smac.unit_type_bits else (), opts)
+        return layout_for(self.map, source, self.obs_options)
 
     def set_source(self, source: EpisodeSource) -> None:
         """Use ``source`` for every episode from now on (observation sizes must not change)."""

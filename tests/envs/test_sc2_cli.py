@@ -50,7 +50,7 @@ def trained_on_sim(path):
     torch.manual_seed(0)
     env = make("sim", "2s3z", 4, seed=0)
     learner = registry.make("coma", env.get_env_info(), "cpu",
-                            config={"batch_size": 4, "buffer_size": 4, "episodes_per_update": 4})
+                            config={"batch_size": 4, "episodes_per_update": 4})
     buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, 4, "cpu")
     updates = []
     # every environment ends an episode within its limit (120 steps): at least one update on 4 episodes

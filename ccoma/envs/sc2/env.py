@@ -73,17 +73,21 @@ class Sc2Env:
     # ----------------------------------------------------------------------------------- setup
     def set_source(self, source: EpisodeSource) -> None:
         """Use ``source`` for every episode from now on (observation sizes must not change)."""
+        from ccoma.sim.env import layout_for
+        from ccoma.sim.mechanics import Mechanics
+
         table = UnitTable(source.unit_types)
-        n_types = len(source.unit_types) if len(source.unit_types) > 1 else 0
-        shields = table.has_shields(source.unit_types)
-        layout = Layout(source.n_agents, source.n_enemies, n_types, shields, shields)
+        layout = layout_for(self.map, source)  # the simulator's layout, so models move between backends
         if getattr(self, "layout", None) is not None and layout != self.layout:
             raise ConfigError("sc2", f"episode source changes the observation layout ({self.layout} -> {layout})")
         self.source, self.layout, self.unit_types = source, layout, tuple(source.unit_types)
         self.stats_table = table.stats(self.device)
         self.n_agents, self.n_enemies, self.n_actions = layout.n_agents, layout.n_enemies, layout.n_actions
         self.obs_dim, self.state_dim = layout.obs_dim, layout.state_dim
-        self.observer = Observer(layout, self.arena, self.cfg.sight_range, self.cfg.shoot_range, self.device)
+        self.observer = Observer(layout, self.arena, self.cfg.sight_range, self.cfg.shoot_range, self.device,
+                                 episode_limit=self.episode_limit)
+        # the game applies heal, splash and terrain itself; the observer only needs to know who heals
+        self.observer.mech = Mechanics.build(table, None, tuple(self.arena), ())
         self._ids = None
         self.battle = None
 
