@@ -38,15 +38,13 @@ BUDGETS = {"quick": {"n_envs": 32, "buffer_size": 1000}, "paper": {"n_envs": 32,
 
 # ------------------------------------------------------------------------------------ one job
 def _replay_bytes(buf) -> dict:
-    """Bytes of the replay's storage as allocated, and what float32 / float16 float fields would take."""
-    import torch
-
+    """Bytes of the replay's storage as allocated, and what float32 / float16 float fields would take;
+    per field: dtype and bytes."""
     got = sum(v.numel() * v.element_size() for v in buf.data.values())
     f32 = sum(v.numel() * (4 if v.is_floating_point() else v.element_size()) for v in buf.data.values())
     f16 = sum(v.numel() * (2 if v.is_floating_point() else v.element_size()) for v in buf.data.values())
-    as_i64 = {k: str(v.dtype).replace("torch.", "") for k, v in buf.data.items()}
-    del torch
-    return {"bytes": got, "bytes_f32": f32, "bytes_f16": f16, "dtypes": as_i64}
+    fields = {k: [str(v.dtype).replace("torch.", ""), v.numel() * v.element_size()] for k, v in buf.data.items()}
+    return {"bytes": got, "bytes_f32": f32, "bytes_f16": f16, "fields": fields}
 
 
 def _barrier(path: str | None, n: int, me: int) -> None:
@@ -84,13 +82,14 @@ def child(args) -> None:
     rollout.run(args.warmup)
     warm_s = time.perf_counter() - t0
     _barrier(args.barrier, args.n_jobs, args.job)
-    rates = []
+    rates, cpu_rates = [], []
     for _ in range(args.windows):
-        start_t, start = rollout.t_env, time.perf_counter()
+        start_t, start, cpu = rollout.t_env, time.perf_counter(), time.process_time()
         rollout.run(args.window)
         rates.append((rollout.t_env - start_t) / (time.perf_counter() - start))
+        cpu_rates.append((rollout.t_env - start_t) / (time.process_time() - cpu))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"rate": statistics.median(rates), "rates": rates, "warm_s": warm_s, "peak_rss": peak,
+    print(json.dumps({"rate": statistics.median(rates), "rates": rates, "cpu_rate": statistics.median(cpu_rates), "warm_s": warm_s, "peak_rss": peak,
                       "updates": learner.train_steps, "compile": compile_, "buffer_size": size,
                       "replay": _replay_bytes(buf)}))
 
@@ -160,20 +159,28 @@ def main(argv=None) -> int:
     modes = {"solo": 1, "pair": 2}
     rows = []
     print(f"map {args.map}, warm-up {args.warmup} steps, {args.windows} x {args.window}-step windows, 1 thread per job")
+    print("rates: env steps per wall-clock second (per job) | per CPU-second of the job's process")
+    print("replay MB: as stored (float fields as float32 / as float16)")
     print(f"{'algo':5} {'budget':6} {'mode':5} " + " ".join(f"{k:>16}" for k in codes)
-          + f" {'ratio':>6} {'peak MB':>8} {'replay MB (f32/f16)':>20}")
+          + f" {'ratio':>6} " + " ".join(f"{'cpu ' + k.split()[0]:>9}" for k in codes)
+          + f" {'ratio':>6} {'peak MB':>8} {'replay MB':>9}")
     for budget in args.budgets.split(","):
         for algo in args.algos.split(","):
             for mode in args.modes.split(","):
                 res = {k: run_jobs(code, algo, budget, modes[mode], args) for k, code in codes.items()}
                 rate = {k: statistics.mean(r["rate"] for r in rs) for k, rs in res.items()}
-                mine = res["this"][0]
-                ratio = rate["this"] / rate[list(codes)[1]] if len(codes) > 1 else float("nan")
-                rep = mine["replay"]
+                cpu = {k: statistics.mean(r["cpu_rate"] for r in rs) for k, rs in res.items()}
+                base = list(codes)[-1]
+                ratio = rate["this"] / rate[base] if len(codes) > 1 else float("nan")
+                cpu_ratio = cpu["this"] / cpu[base] if len(codes) > 1 else float("nan")
+                rep = res["this"][0]["replay"]
                 print(f"{algo:5} {budget:6} {mode:5} " + " ".join(f"{_fmt_rate(rate[k]):>16}" for k in codes)
-                      + f" {ratio:>5.2f}x {max(r['peak_rss'] for r in res['this']) / 2**20:>8.0f}"
-                      + f" {rep['bytes_f32'] / 2**20:>9.0f}/{rep['bytes_f16'] / 2**20:<9.0f}", flush=True)
-                rows.append({"algo": algo, "budget": budget, "mode": mode, "results": res, "ratio": ratio})
+                      + f" {ratio:>5.2f}x " + " ".join(f"{_fmt_rate(cpu[k]):>9}" for k in codes)
+                      + f" {cpu_ratio:>5.2f}x {max(r['peak_rss'] for r in res['this']) / 2**20:>8.0f}"
+                      + f" {rep['bytes'] / 2**20:>6.0f} ({rep['bytes_f32'] / 2**20:.0f}/{rep['bytes_f16'] / 2**20:.0f})",
+                      flush=True)
+                rows.append({"algo": algo, "budget": budget, "mode": mode, "results": res,
+                             "ratio": ratio, "cpu_ratio": cpu_ratio})
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     return 0
