@@ -76,13 +76,17 @@ def td_lambda_targets(reward: torch.Tensor, terminated: torch.Tensor, filled: to
     At slots past an episode's last step, G is defined as Q^-(slot), so the last real step sees
     G_{len} = Q^-(len): a full bootstrap on truncation, nothing after termination.
     """
-    r, d, f = (x.float().unsqueeze(-1) for x in (reward, terminated, filled))  # [B, T, 1]
+    r, d = (x.float().unsqueeze(-1) for x in (reward, terminated))            # [B, T, 1]
+    live = filled.unsqueeze(-1) > 0
     steps = reward.shape[1]
     out = torch.zeros_like(target_q[:, :-1])
+    # the terms that do not depend on G_{t+1}, for every slot at once (elementwise: same values)
+    boot = (1.0 - lam) * target_q[:, 1:]                                      # [B, T, N]
+    disc = gamma * (1.0 - d)                                                  # [B, T, 1]
     g_next = target_q[:, steps]
     for t in reversed(range(steps)):
-        g = r[:, t] + gamma * (1.0 - d[:, t]) * ((1.0 - lam) * target_q[:, t + 1] + lam * g_next)
-        g_next = torch.where(f[:, t] > 0, g, target_q[:, t])
+        g = r[:, t] + disc[:, t] * (boot[:, t] + lam * g_next)
+        g_next = torch.where(live[:, t], g, target_q[:, t])
         out[:, t] = g
     return out
 
