@@ -75,9 +75,9 @@ class FixedSource:
 # - cpp_wrapper: kernels are called from C++, about 2x less per-step overhead at B=1;
 # - cpp.simdlen is a vector width in *bits* (inductor uses the ISA whose width matches, none if no
 #   ISA does). 8 matches none, so inductor writes plain loops and the C++ compiler vectorises them
-#   itself (-O3 -march=native); inductor's own 512-bit vectors (its AVX-512 default) vectorise
-#   loops over the tiny unit and coordinate axes (10 units, 2 coordinates) with masked tails and
-#   were 3-6x slower at B >= 64. See SIMDLEN for what was measured per ISA.
+#   itself (-O3 -march=native). On AVX-512 that beat inductor's 512- and 256-bit vector code at
+#   B=1 (8.7K vs 7.5K / 7.1K steps per CPU-second) and tied at B=512 (docs/simulator.md); on
+#   AVX2-only CPUs the compiler vectorises for AVX2 the same way (not measured on such a machine).
 SIMDLEN = {"AVX512": 8, "AVX2": 8, "DEFAULT": 8}
 
 
