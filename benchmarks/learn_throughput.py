@@ -145,9 +145,11 @@ def main(argv=None) -> int:
     if args.child:
         child(args)
         return 0
-    for b in args.budgets.split(","):
-        if b not in BUDGETS:
-            p.error(f"unknown budget '{b}' (known: {', '.join(BUDGETS)})")
+    for name, given, known in (("budget", args.budgets, BUDGETS), ("algo", args.algos, ALGOS + ("iql",)),
+                               ("mode", args.modes, ("solo", "pair"))):
+        for item in given.split(","):
+            if item not in known:
+                p.error(f"unknown {name} '{item}' (known: {', '.join(known)})")
     codes = {"this": ROOT}
     if not args.no_baseline:
         base = Path(args.baseline)
