@@ -76,13 +76,17 @@ def td_lambda_targets(reward: torch.Tensor, terminated: torch.Tensor, filled: to
     At slots past an episode's last step, G is defined as Q^-(slot), so the last real step sees
     G_{len} = Q^-(len): a full bootstrap on truncation, nothing after termination.
     """
-    r, d, f = (x.float().unsqueeze(-1) for x in (reward, terminated, filled))  # [B, T, 1]
+    r, d = (x.float().unsqueeze(-1) for x in (reward, terminated))            # [B, T, 1]
+    live = filled.unsqueeze(-1) > 0
     steps = reward.shape[1]
     out = torch.zeros_like(target_q[:, :-1])
+    # the terms that do not depend on G_{t+1}, for every slot at once (elementwise: same values)
+    boot = (1.0 - lam) * target_q[:, 1:]                                      # [B, T, N]
+    disc = gamma * (1.0 - d)                                                  # [B, T, 1]
     g_next = target_q[:, steps]
     for t in reversed(range(steps)):
-        g = r[:, t] + gamma * (1.0 - d[:, t]) * ((1.0 - lam) * target_q[:, t + 1] + lam * g_next)
-        g_next = torch.where(f[:, t] > 0, g, target_q[:, t])
+        g = r[:, t] + disc[:, t] * (boot[:, t] + lam * g_next)
+        g_next = torch.where(live[:, t], g, target_q[:, t])
         out[:, t] = g
     return out
 
@@ -186,29 +190,43 @@ class COMALearner(Learner):
         return actions
 
     def _train_critic(self, inputs, actions, targets, mask):
-        """pymarl: one critic step per time step, walking backwards; returns the Q values seen."""
+        """pymarl: one critic step per time step, walking backwards; returns the Q values seen.
+
+        Each step's inputs are contiguous (time-major copy made once) and the per-step counts of
+        live entries are read from the host once, not one sync per step; a step whose rows are all
+        live skips the (exact, multiply-by-one) masking.
+        """
         c = self.config
+        steps = targets.shape[1]
         q_vals = torch.zeros(*targets.shape, self.n_actions, device=self.device)  # [B, T, N, A]
+        by_time = inputs[:, :steps].transpose(0, 1).contiguous()               # [T, B, N, D]
+        taken_idx = actions[:, :steps, :, None].transpose(0, 1).contiguous()    # [T, B, N, 1]
+        tgt = targets.transpose(0, 1).contiguous()                              # [T, B, N]
+        m_all = mask.t().unsqueeze(-1).expand(-1, -1, self.n_agents)            # [T, B, N]
+        counts = m_all.sum((1, 2)).tolist()                                     # live entries per step
+        full = float(m_all[0].numel())
         losses, norms = [], []
-        n_steps = max(int((mask.sum(0) > 0).sum()), 1)  # critic steps this update: the anchor is shared by them
-        for t in reversed(range(targets.shape[1])):
-            m = mask[:, t].unsqueeze(-1).expand(-1, self.n_agents)                 # [B, N]
-            if float(m.sum()) == 0.0:
+        n_steps = max(sum(1 for n in counts if n > 0), 1)  # critic steps this update: the anchor is shared by them
+        for t in reversed(range(steps)):
+            if counts[t] == 0.0:
                 continue
-            q_t = self.critic(inputs[:, t])                                         # [B, N, A]
+            q_t = self.critic(by_time[t])                                       # [B, N, A]
             q_vals[:, t] = q_t.detach()
-            taken = q_t.gather(-1, actions[:, t, :, None]).squeeze(-1)
-            loss = (((taken - targets[:, t]) * m) ** 2).sum() / m.sum()
+            err = q_t.gather(-1, taken_idx[t]).squeeze(-1) - tgt[t]
+            if counts[t] != full:
+                err = err * m_all[t]
+            loss = (err ** 2).sum() / counts[t]
             norms.append(optimise(loss + self.regularization("critic") / n_steps, self.critic_optimiser,
                                   self.critic_params, c.grad_norm_clip))
-            losses.append(float(loss.detach()))
+            losses.append(loss.detach())
             self.critic_steps += 1
             if self.critic_steps - self.last_target_step >= c.target_update_interval:
                 hard_update(self.target_critic, self.critic)
                 self.last_target_step = self.critic_steps
         n = max(len(losses), 1)
         m = mask.unsqueeze(-1).expand_as(targets)
-        return q_vals, {"critic_loss": sum(losses) / n, "critic_grad_norm": sum(norms) / n,
+        return q_vals, {"critic_loss": float(torch.stack(losses).double().sum()) / n if losses else 0.0,
+                        "critic_grad_norm": sum(norms) / n,
                         "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
 
     def fisher_losses(self, batch, t_env):

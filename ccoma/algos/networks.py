@@ -34,16 +34,20 @@ class RNNAgent(nn.Module):
     def unroll(self, inputs: torch.Tensor) -> torch.Tensor:
         """Whole episodes from a zero hidden state. inputs [B, T, N, D] -> outputs [B, T, N, A].
 
-        The two linear layers run once over all slots; only the GRU cell walks through time.
+        The two linear layers run once over all slots and the GRU runs as one fused ``torch.gru``
+        call with the cell's own weights: the same arithmetic as stepping ``self.rnn`` T times (the
+        GRUCell walk, kept in :meth:`forward` for acting), bit for bit on CPU, but its backward
+        pass does not pay one full-size zero gradient per sliced time step as ``x[:, t]`` did.
         """
         b, t, n, _ = inputs.shape
         x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
-        h = self.init_hidden(b * n)
-        hs = []
-        for step in range(t):
-            h = self.rnn(x[:, step].reshape(b * n, -1), h)
-            hs.append(h.view(b, n, self.hidden_dim))
-        return self.fc2(torch.stack(hs, 1))                       # [B, T, N, A]
+        seq = x.transpose(1, 2).reshape(b * n, t, self.hidden_dim)  # [B*N, T, H]
+        cell = self.rnn
+        h0 = self.init_hidden(1, b * n)                           # [layers=1, B*N, H]
+        hs, _ = torch.gru(seq, h0, [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh],
+                          True, 1, 0.0, self.training, False, True)
+        hs = hs.view(b, n, t, self.hidden_dim).transpose(1, 2)    # [B, T, N, H]
+        return self.fc2(hs)                                       # [B, T, N, A]
 
 
 class Critic(nn.Module):

@@ -19,11 +19,16 @@ from ccoma.errors import CcomaError
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    """One buffer field: per-slot shape (after the agent dim when ``per_agent``) and dtype."""
+    """One buffer field: per-slot shape (after the agent dim when ``per_agent``) and dtype.
+
+    ``store`` is a narrower dtype to keep it in, for values it holds exactly (action ids in int8);
+    samples come back as ``dtype``.
+    """
 
     shape: tuple[int, ...] = ()
     dtype: torch.dtype = torch.float32
     per_agent: bool = False
+    store: torch.dtype | None = None
 
 
 Scheme = dict[str, Field]
@@ -35,7 +40,8 @@ def standard_scheme(obs_dim: int, state_dim: int, n_actions: int) -> Scheme:
         "obs": Field((obs_dim,), torch.float32, per_agent=True),
         "state": Field((state_dim,), torch.float32),
         "avail": Field((n_actions,), torch.bool, per_agent=True),
-        "actions": Field((), torch.int64, per_agent=True),
+        "actions": Field((), torch.int64, per_agent=True,
+                         store=torch.int8 if n_actions <= 127 else torch.int16),  # ids -1..A-1: exact
         "reward": Field((), torch.float32),
         "terminated": Field((), torch.bool),
         "filled": Field((), torch.bool),
@@ -46,7 +52,7 @@ def allocate(scheme: Scheme, batch: int, slots: int, n_agents: int, device, floa
     """Zeroed tensors ``[batch, slots, (N,), *shape]`` for every field."""
     out = {}
     for name, f in scheme.items():
-        dtype = float_dtype if (float_dtype is not None and f.dtype == torch.float32) else f.dtype
+        dtype = float_dtype if (float_dtype is not None and f.dtype == torch.float32) else (f.store or f.dtype)
         shape = (batch, slots) + ((n_agents,) if f.per_agent else ()) + tuple(f.shape)
         out[name] = torch.zeros(shape, dtype=dtype, device=device)
     return out
@@ -56,7 +62,8 @@ class EpisodeBuffer:
     """A ring of ``capacity`` padded episodes stored as preallocated tensors.
 
     ``float_dtype=torch.float16`` halves the memory of float fields (a 2s3z buffer of 5000
-    episodes is ~1.1 GB in float32); samples always come back as float32.
+    episodes is 1.26 GB with float32 fields, 0.65 GB with float16; float16 rounds observations, so
+    it is not the default); samples always come back as float32. Action ids are stored as int8.
     """
 
     def __init__(self, scheme: Scheme, n_agents: int, episode_limit: int, capacity: int,
@@ -130,8 +137,8 @@ class EpisodeBuffer:
         out = {}
         for name, f in self.scheme.items():
             value = self.data[name][idx, : t_max + 1]
-            if f.dtype == torch.float32 and value.dtype != torch.float32:
-                value = value.float()
+            if value.dtype != f.dtype:  # float16 / narrow integer storage
+                value = value.to(f.dtype)
             out[name] = value.to(device, non_blocking=True)
         out["episode_id"] = self.ids[idx].to(device)  # [k]: which episodes these are (0 = first ever inserted)
         return out

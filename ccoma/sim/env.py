@@ -101,12 +101,28 @@ class FixedSource:
                             torch.zeros(k, dtype=torch.bool))
 
 
-# Inductor options for the compiled step (CPU figures from benchmarks/sim_throughput.py):
+# Inductor options for the compiled step, by the CPU's vector instruction set (detected at run time
+# by ``torch.backends.cpu.get_cpu_capability()``; figures: benchmarks/sim_throughput.py, docs/simulator.md):
 # - cpp_wrapper: kernels are called from C++, about 2x less per-step overhead at B=1;
-# - cpp.simdlen 8: the default (16 lanes on AVX-512 machines) vectorises loops over the tiny unit
-#   and coordinate axes (10 units, 2 coordinates) with masked tails and made the step 3-6x slower at
-#   B >= 64 than 8 lanes do; on CUDA this option is ignored.
-COMPILE_OPTIONS = {"cpp_wrapper": True, "cpp.simdlen": 8}
+# - cpp.simdlen is a vector width in *bits* (inductor uses the ISA whose width matches, none if no
+#   ISA does). 8 matches none, so inductor writes plain loops and the C++ compiler vectorises them
+#   itself (-O3 -march=native). On AVX-512 that beat inductor's 512- and 256-bit vector code at
+#   B=1 (8.7K vs 7.5K / 7.1K steps per CPU-second) and tied at B=512 (docs/simulator.md); on
+#   AVX2-only CPUs the compiler vectorises for AVX2 the same way (not measured on such a machine).
+SIMDLEN = {"AVX512": 8, "AVX2": 8, "DEFAULT": 8}
+
+
+def compile_options(capability: str | None = None) -> dict:
+    """Inductor options for this CPU's instruction set ("AVX512", "AVX2", ...; None = detect)."""
+    cap = (capability or torch.backends.cpu.get_cpu_capability()).upper()
+    opts = {"cpp_wrapper": True}
+    simd = SIMDLEN.get(cap, SIMDLEN["DEFAULT"])
+    if simd is not None:
+        opts["cpp.simdlen"] = simd
+    return opts
+
+
+COMPILE_OPTIONS = compile_options()
 
 
 class SimEnv:

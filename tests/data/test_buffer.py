@@ -68,3 +68,16 @@ def test_custom_scheme_field_and_errors():
         buf.sample(1)
     with pytest.raises(CcomaError, match="filled"):
         EpisodeBuffer({"obs": Field((O,))}, N, LIMIT, 2)
+
+
+def test_action_ids_stored_narrow_come_back_exact():
+    scheme = standard_scheme(O, S, A)
+    buf = EpisodeBuffer(scheme, N, LIMIT, capacity=3)
+    assert buf.data["actions"].dtype == torch.int8                  # 1 byte per id instead of 8
+    eps = episodes([3])
+    eps["actions"][0, :3] = torch.tensor([[A - 1, 0], [-1, 2], [1, A - 1]])
+    buf.insert(eps)
+    got = buf.sample(1)["actions"]
+    assert got.dtype == torch.int64 and torch.equal(got[0, :3], eps["actions"][0, :3].long())
+    wide = standard_scheme(O, S, 300)["actions"]                     # ids beyond int8 get int16
+    assert wide.store == torch.int16

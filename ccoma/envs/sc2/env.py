@@ -28,7 +28,7 @@ from ccoma.errors import CcomaError, ConfigError
 from ccoma.sim import rng
 from ccoma.sim.engine import Battle
 from ccoma.sim.maps import MapSpec
-from ccoma.sim.observe import Layout, Observer
+from ccoma.sim.observe import Observer
 from ccoma.sim.units import COL, UnitTable, load_units
 
 FLAT_SIZE = 32.0

@@ -1,0 +1,192 @@
+"""Env steps per second *including learning*, this checkout against a baseline commit, as ratios.
+
+    python benchmarks/learn_throughput.py                         # paper budget, COMA/QMIX/VDN, solo + pair
+    python benchmarks/learn_throughput.py --budgets quick,paper --windows 3
+    python benchmarks/learn_throughput.py --baseline /work/wt/baseline --windows 10   # longer
+    python benchmarks/learn_throughput.py --no-baseline --algos qmix --modes solo
+
+Each measurement is one job the way the harness runs it (``ccoma/run_config.py`` BUDGETS): a 2s3z
+``SimEnv`` of ``n_envs`` = 32 environments, compiled when the budget says so, the learner's default
+config, and a replay of the budget's size (COMA: its own on-policy buffer of 8 episodes, batch 8),
+driven by ``Rollout.run``. After a warm-up (compilation, buffer fill) the job times ``--windows``
+windows of ``--window`` env steps and reports the median rate, and its peak resident memory.
+``solo`` runs one job alone; ``pair`` runs two identical jobs side by side (each job's rate is
+reported; the machine has 2 cores). Every job uses one torch thread.
+
+The code under test is chosen with PYTHONPATH: each job is a subprocess of this script running
+``--child`` with PYTHONPATH set to this checkout or to ``--baseline`` (a git worktree of the commit
+to compare with), so both are measured in the same run on the same machine and their ratio means
+something even on a busy machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ALGOS = ("coma", "qmix", "vdn")
+# the harness's settings (ccoma/run_config.py BUDGETS) that matter for throughput
+BUDGETS = {"quick": {"n_envs": 32, "buffer_size": 1000}, "paper": {"n_envs": 32, "buffer_size": 5000}}
+
+
+# ------------------------------------------------------------------------------------ one job
+def _replay_bytes(buf) -> dict:
+    """Bytes of the replay's storage as allocated, and what float32 / float16 float fields would take;
+    per field: dtype and bytes."""
+    got = sum(v.numel() * v.element_size() for v in buf.data.values())
+    f32 = sum(v.numel() * (4 if v.is_floating_point() else v.element_size()) for v in buf.data.values())
+    f16 = sum(v.numel() * (2 if v.is_floating_point() else v.element_size()) for v in buf.data.values())
+    fields = {k: [str(v.dtype).replace("torch.", ""), v.numel() * v.element_size()] for k, v in buf.data.items()}
+    return {"bytes": got, "bytes_f32": f32, "bytes_f16": f16, "fields": fields}
+
+
+def _barrier(path: str | None, n: int, me: int) -> None:
+    """Wait until ``n`` jobs reached this point (so a pair's timed windows overlap)."""
+    if not path:
+        return
+    Path(path, f"ready.{me}").touch()
+    deadline = time.time() + 600
+    while len(list(Path(path).glob("ready.*"))) < n and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def child(args) -> None:
+    import resource
+
+    import torch
+
+    torch.set_num_threads(1)
+    from ccoma.algos import registry
+    from ccoma.data.buffer import EpisodeBuffer
+    from ccoma.data.rollout import Rollout
+    from ccoma.run_config import BUDGETS as HARNESS
+    from ccoma.sim.env import SimEnv
+
+    budget = HARNESS[args.budget]
+    compile_ = budget.compile if args.compile is None else bool(args.compile)
+    torch.manual_seed(args.seed)
+    t0 = time.perf_counter()
+    env = SimEnv.from_map(args.map, n_envs=budget.n_envs, seed=args.seed, compile=compile_)
+    learner = registry.make(args.algo, env.get_env_info(), "cpu")
+    # the harness gives COMA its own (on-policy) buffer; value methods get the budget's replay
+    size = learner.config.buffer_size if args.algo == "coma" else budget.buffer_size
+    buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, size, device="cpu")
+    rollout = Rollout(env, learner, buf)
+    rollout.run(args.warmup)
+    warm_s = time.perf_counter() - t0
+    _barrier(args.barrier, args.n_jobs, args.job)
+    rates, cpu_rates = [], []
+    for _ in range(args.windows):
+        start_t, start, cpu = rollout.t_env, time.perf_counter(), time.process_time()
+        rollout.run(args.window)
+        rates.append((rollout.t_env - start_t) / (time.perf_counter() - start))
+        cpu_rates.append((rollout.t_env - start_t) / (time.process_time() - cpu))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"rate": statistics.median(rates), "rates": rates, "cpu_rate": statistics.median(cpu_rates), "warm_s": warm_s, "peak_rss": peak,
+                      "updates": learner.train_steps, "compile": compile_, "buffer_size": size,
+                      "replay": _replay_bytes(buf)}))
+
+
+# ------------------------------------------------------------------------------------ driver
+def run_jobs(code: Path, algo: str, budget: str, n_jobs: int, args) -> list[dict]:
+    """Run ``n_jobs`` identical jobs side by side on ``code``; their JSON results."""
+    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as barrier:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--algo", algo, "--budget", budget,
+               "--map", args.map, "--warmup", str(args.warmup), "--window", str(args.window),
+               "--windows", str(args.windows), "--n-jobs", str(n_jobs), "--barrier", barrier]
+        if args.compile is not None:
+            cmd += ["--compile", str(int(args.compile))]
+        procs = [subprocess.Popen(cmd + ["--job", str(i), "--seed", str(i)], env=env, cwd=str(code),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(n_jobs)]
+        out = []
+        for p in procs:
+            stdout, stderr = p.communicate()
+            if p.returncode != 0:
+                raise SystemExit(f"job on {code} ({algo}, {budget}) failed:\n{stderr[-2000:]}")
+            out.append(json.loads(stdout.strip().splitlines()[-1]))
+        return out
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{x / 1000:.2f}K"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--algos", default=",".join(ALGOS))
+    p.add_argument("--budgets", default="paper", help="comma list of quick, paper")
+    p.add_argument("--modes", default="solo,pair", help="solo (one job), pair (two side by side)")
+    p.add_argument("--baseline", default="/work/wt/baseline", help="a checkout of the commit to compare with")
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--map", default="2s3z")
+    p.add_argument("--warmup", type=int, default=8_000, help="env steps before timing (compile, buffer fill)")
+    p.add_argument("--window", type=int, default=10_000, help="env steps per timed window")
+    p.add_argument("--windows", type=int, default=2, help="timed windows per job (median reported)")
+    p.add_argument("--compile", type=int, choices=(0, 1), default=None, help="override the budget's compile flag")
+    p.add_argument("--out", default="", help="also write the results as JSON here")
+    # child mode (internal)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--algo", help=argparse.SUPPRESS)
+    p.add_argument("--budget", help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--job", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--n-jobs", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--barrier", default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(args)
+        return 0
+    for name, given, known in (("budget", args.budgets, BUDGETS), ("algo", args.algos, ALGOS + ("iql",)),
+                               ("mode", args.modes, ("solo", "pair"))):
+        for item in given.split(","):
+            if item not in known:
+                p.error(f"unknown {name} '{item}' (known: {', '.join(known)})")
+    codes = {"this": ROOT}
+    if not args.no_baseline:
+        base = Path(args.baseline)
+        if not (base / "ccoma").is_dir():
+            p.error(f"--baseline {base} is not a ccoma checkout")
+        commit = subprocess.run(["git", "-C", str(base), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        codes[f"base {commit}"] = base
+    modes = {"solo": 1, "pair": 2}
+    rows = []
+    print(f"map {args.map}, warm-up {args.warmup} steps, {args.windows} x {args.window}-step windows, 1 thread per job")
+    print("rates: env steps per wall-clock second (per job) | per CPU-second of the job's process")
+    print("replay MB: as stored (float fields as float32 / as float16)")
+    print(f"{'algo':5} {'budget':6} {'mode':5} " + " ".join(f"{k:>16}" for k in codes)
+          + f" {'ratio':>6} " + " ".join(f"{'cpu ' + k.split()[0]:>9}" for k in codes)
+          + f" {'ratio':>6} {'peak MB':>8} {'replay MB':>9}")
+    for budget in args.budgets.split(","):
+        for algo in args.algos.split(","):
+            for mode in args.modes.split(","):
+                res = {k: run_jobs(code, algo, budget, modes[mode], args) for k, code in codes.items()}
+                rate = {k: statistics.mean(r["rate"] for r in rs) for k, rs in res.items()}
+                cpu = {k: statistics.mean(r["cpu_rate"] for r in rs) for k, rs in res.items()}
+                base = list(codes)[-1]
+                ratio = rate["this"] / rate[base] if len(codes) > 1 else float("nan")
+                cpu_ratio = cpu["this"] / cpu[base] if len(codes) > 1 else float("nan")
+                rep = res["this"][0]["replay"]
+                print(f"{algo:5} {budget:6} {mode:5} " + " ".join(f"{_fmt_rate(rate[k]):>16}" for k in codes)
+                      + f" {ratio:>5.2f}x " + " ".join(f"{_fmt_rate(cpu[k]):>9}" for k in codes)
+                      + f" {cpu_ratio:>5.2f}x {max(r['peak_rss'] for r in res['this']) / 2**20:>8.0f}"
+                      + f" {rep['bytes'] / 2**20:>6.0f} ({rep['bytes_f32'] / 2**20:.0f}/{rep['bytes_f16'] / 2**20:.0f})",
+                      flush=True)
+                rows.append({"algo": algo, "budget": budget, "mode": mode, "results": res,
+                             "ratio": ratio, "cpu_ratio": cpu_ratio})
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
