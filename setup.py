@@ -28,6 +28,7 @@ setup(
         "click>=8.1,<9",
         "pyyaml>=6,<7",
         "numpy>=1.26,<3",
+        "scipy>=1.15,<2",  # analysis.stats: bootstrap intervals, IQM, Mann-Whitney (rliable's estimators)
     ],
     extras_require={
         "dev": ["pytest>=8,<10", "pytest-timeout>=2.3"],

@@ -138,7 +138,7 @@ def _first_sustained(post: list[tuple[float, float]], threshold: float, shift: f
 
 
 def shift_recovery(steps: Sequence[int], win_rate: Sequence[float], shifts: Mapping[str, int],
-                   fraction: float = 0.9, last: int = 5, sustain: int = 3) -> dict[str, dict]:
+                   fraction: float = 0.8, last: int = 5, sustain: int = 3) -> dict[str, dict]:
     """Per shift: pre-shift terminal level, post-shift low and recovery time of a greedy series ``[K]``.
 
     The terminal level is the mean of the last ``last`` points before the shift (and after the
@@ -208,7 +208,7 @@ def continual_metrics(matrix: Sequence[Sequence[float]], eval_steps: Sequence[in
                       windows: dict[str, tuple[int, int]], test_steps: Sequence[int] = (),
                       test_win_rate: Sequence[float] = (), shifts: Mapping[str, int] | None = None,
                       active: Mapping[str, Sequence[tuple[int, int]]] | None = None,
-                      fraction: float = 0.9) -> dict[str, float]:
+                      fraction: float = 0.8) -> dict[str, float]:
     """Every continual-learning summary the harness logs as ``cl/<key>`` at the last deployment step.
 
     Matrix metrics (:func:`cl_metrics`, :func:`maintenance` when ``active`` lists repeated

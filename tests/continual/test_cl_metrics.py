@@ -56,7 +56,7 @@ def test_shift_recovery_uses_the_terminal_level_and_needs_a_sustained_return():
     r = M.shift_recovery(steps, win, {"unseen": 100})["unseen"]
     assert r["level"] == pytest.approx(0.5)                          # the last 5 points, not all 10
     assert r["low"] == pytest.approx(0.1)
-    assert r["recovery_steps"] == 50.0                               # 150-170 hold >= 0.45; 120 alone does not
+    assert r["recovery_steps"] == 50.0                               # 150-170 hold >= 0.8 * 0.5; 120 alone does not
     # a later shift at 160 cuts the first stretch short: no sustained return before it
     both = M.shift_recovery(steps, win, {"unseen": 100, "again": 160})
     assert both["unseen"]["recovery_steps"] is None
