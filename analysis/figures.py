@@ -1,7 +1,9 @@
 """Report figures: one PNG each, seaborn on the Agg backend.
 
-Curves show the mean over seeds with a 95% t-interval band (analysis.frame.ci95_band) and a dashed
-vertical line where unseen situations begin. A figure whose methods have no finished runs is not
+Curves show the mean over seeds with a 95% t-interval band (analysis.frame.ci95_band), every seed's
+own curve, and a dashed vertical line where unseen situations begin. The paper-style Figures 3-5 read
+the greedy test series (``deploy/test/*``, the same measure for every method); the online
+behaviour-policy series has its own figure, labelled as such. A figure whose methods have no finished runs is not
 drawn; its :class:`Figure` carries the reason instead, and partial figures name what is missing.
 """
 from __future__ import annotations
@@ -13,19 +15,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.frame import COLORS, ORDER, ScenarioData, bounds_of, ci95_band, curves, label
+from analysis.frame import COLORS, ONLINE, ORDER, ScenarioData, bounds_of, ci95_band, curves, label
 
 DPI = 120
 STEP_LABEL = "deployment env steps (summed over parallel envs)"
 # (name, methods, metric key, y label, title) of the paper-style curves
+GREEDY_WIN = "greedy test win rate"
 CURVES = [
-    ("fig3_winrate_frozen", ["c-coma", "coma", "qmix", "vdn"], "deploy/win_rate",
-     "win rate (last 30 episodes)", "Win rate: continual C-COMA vs frozen COMA, QMIX, VDN (cf. paper Fig. 3)"),
-    ("fig4_winrate_continual", ["c-coma", "c-qmix", "c-vdn"], "deploy/win_rate",
-     "win rate (last 30 episodes)", "Win rate: C-COMA vs C-QMIX, C-VDN (cf. paper Fig. 4)"),
-    ("fig5_return_continual", ["c-coma", "c-qmix", "c-vdn"], "deploy/return",
-     "mean episode return (last 30 episodes)", "Mean return: continual methods (cf. paper Fig. 5)"),
+    ("fig3_winrate_frozen", ["c-coma", "coma", "qmix", "vdn"], "deploy/test/win_rate", GREEDY_WIN,
+     "Greedy test win rate: continual C-COMA vs frozen COMA, QMIX, VDN (cf. paper Fig. 3)"),
+    ("fig4_winrate_continual", ["c-coma", "c-qmix", "c-vdn"], "deploy/test/win_rate", GREEDY_WIN,
+     "Greedy test win rate: C-COMA vs C-QMIX, C-VDN (cf. paper Fig. 4)"),
+    ("fig5_return_continual", ["c-coma", "c-qmix", "c-vdn"], "deploy/test/return", "greedy test mean return",
+     "Greedy test mean return: continual methods (cf. paper Fig. 5)"),
 ]
+ONLINE_CURVE = ("online_winrate", "deploy/win_rate", f"{ONLINE} win rate, last 30 episodes",
+                "Online win rate of each method's behaviour policy (last 30 episodes): NOT the greedy measure "
+                "of Figs. 3-5")
 
 
 @dataclasses.dataclass
@@ -255,6 +261,9 @@ def scenario_figures(data: ScenarioData, per_run: pd.DataFrame, out_dir: Path) -
     out_dir = Path(out_dir)
     figs = [line_figure(data, name, methods, key, ylabel, title, out_dir)
             for name, methods, key, ylabel, title in CURVES]
+    name, key, ylabel, title = ONLINE_CURVE
+    online = [m for m in data.methods() if m in set(data.metrics.method[data.metrics.key == key])]
+    figs.append(line_figure(data, name, online or ["c-coma"], key, ylabel, title, out_dir))
     figs.append(forgetting_recovery(data, per_run, out_dir))
     figs.append(performance_matrix(data, out_dir))
     return figs
