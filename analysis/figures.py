@@ -161,6 +161,34 @@ def line_figure(data: ScenarioData, name: str, methods: list[str], key: str, yla
     return Figure(name, _save(fig, out_dir / f"{name}.png"), caption, notes)
 
 
+def online_figure(data: ScenarioData, out_dir: Path) -> Figure:
+    """Every method's online (behaviour-policy) win rate on one axis: mean over seeds, thin seeds."""
+    name, key, ylabel, title = ONLINE_CURVE
+    df = curves(data.metrics, key)
+    if df.empty:
+        return Figure(name, None, title, [f"no {key} data"])
+    plt, _ = _plt()
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(11, 5), layout="constrained")
+    for m in [m for m in data.methods() if m in set(df.method)]:
+        mine = df[df.method == m]
+        for _, run in mine.groupby("seed"):
+            ax.plot(run.step, run.value, color=COLORS.get(m, "0.5"), linewidth=0.5, alpha=0.3)
+        mean = mine.groupby("step").value.mean()
+        ax.plot(mean.index, mean.values, color=COLORS.get(m, "0.5"), linewidth=1.8,
+                label=f"{label(m)} (n={mine.seed.nunique()})")
+    _shift_line(ax, data.unseen_from)
+    ax.xaxis.set_major_formatter(FuncFormatter(_steps))
+    ax.set_xlabel(STEP_LABEL)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{data.scenario}: {title}", fontsize=11)
+    ax.legend(title="method (seeds)", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title_fontsize=9)
+    return Figure(name, _save(fig, out_dir / f"{name}.png"),
+                  f"{title}. Thick: mean over seeds; thin: single seeds.", [])
+
+
 def forgetting_recovery(data: ScenarioData, per_run: pd.DataFrame, out_dir: Path) -> Figure:
     """Bars: forgetting (cl/forgetting, mean over phases) and recovery steps per method."""
     name, title = "forgetting_recovery", "Forgetting and recovery time per method"
@@ -261,9 +289,7 @@ def scenario_figures(data: ScenarioData, per_run: pd.DataFrame, out_dir: Path) -
     out_dir = Path(out_dir)
     figs = [line_figure(data, name, methods, key, ylabel, title, out_dir)
             for name, methods, key, ylabel, title in CURVES]
-    name, key, ylabel, title = ONLINE_CURVE
-    online = [m for m in data.methods() if m in set(data.metrics.method[data.metrics.key == key])]
-    figs.append(line_figure(data, name, online or ["c-coma"], key, ylabel, title, out_dir))
+    figs.append(online_figure(data, out_dir))
     figs.append(forgetting_recovery(data, per_run, out_dir))
     figs.append(performance_matrix(data, out_dir))
     return figs

@@ -17,8 +17,9 @@ from synthetic_runs import SHAPES, log_evaluate
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-FIGURES = ["fig3_winrate_frozen", "fig4_winrate_continual", "fig5_return_continual", "forgetting_recovery",
-           "performance_matrix"]
+FIGURES = ["fig3_winrate_frozen", "fig4_winrate_continual", "fig5_return_continual", "online_winrate",
+           "forgetting_recovery", "performance_matrix", "aggregates", "probability_of_improvement",
+           "performance_profile", "sampling_vs_adaptation"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +61,8 @@ def test_intervals_stay_within_the_metric_range():
     assert fr.bounds_of("train/loss/td_error") == (-np.inf, np.inf)
     per_run = pd.DataFrame({"method": ["coma", "coma"], "mode": ["frozen"] * 2, "pre": wins, "low": wins,
                             "final": wins})
-    row = fr.method_table(per_run).iloc[0]
-    assert (row.pre_lo, row.pre_hi) == (0.0, 1.0)
+    row = fr.method_table(per_run).iloc[0]  # the table's bootstrap interval cannot leave the runs' range
+    assert (row.pre_lo, row.pre_hi) == (0.0, 0.5)
 
 
 def _table(**finals):
@@ -89,7 +90,15 @@ def test_frame_content(logged_runs):
     assert data.methods() == list(SHAPES)
     win = data.metrics[data.metrics.key == "deploy/win_rate"]
     assert win.groupby("method").seed.nunique().to_dict() == {m: 2 for m in SHAPES}
-    assert win.step.max() == logged_runs.deploy_steps + 37 and set(win["mode"]) == {"frozen", "continual"}
+    assert win.step.max() == logged_runs.deploy_steps + 37
+    assert set(win["mode"]) == {"frozen", "continual", "frozen-explore"}
+    # the greedy test series: the same test points for every method of a seed, >= 40 of them, and
+    # C-COMA and frozen COMA start from the same point (same weights, greedy, same episodes)
+    test = data.metrics[data.metrics.key == fr.TEST_KEY]
+    steps = test.groupby(["method", "seed"]).step.apply(tuple)
+    assert steps.nunique() == 1 and len(steps.iloc[0]) >= 40
+    first = test[test.step == 0].set_index(["method", "seed"]).value
+    assert first["c-coma", 0] == first["coma", 0] == first["coma-explore", 0]
     # resampling puts every run on one grid, within its own range
     cur = fr.curves(data.metrics, "deploy/win_rate")
     assert cur.groupby(["method", "seed"]).step.max().le(win.step.max()).all()
