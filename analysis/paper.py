@@ -36,7 +36,9 @@ def _row(table: pd.DataFrame, method: str) -> dict | None:
 
 
 def _shape(r: dict) -> str:
-    return f"{label(r['method'])} {r['pre']:.2f} -> {r['low']:.2f} -> {r['final']:.2f}"
+    def f(x):
+        return "n/a" if x is None or x != x else f"{x:.2f}"
+    return f"{label(r['method'])} {f(r['pre'])} -> {f(r['low'])} -> {f(r['final'])}"
 
 
 def _has(r: dict | None, *cols: str) -> bool:

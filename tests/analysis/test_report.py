@@ -82,6 +82,20 @@ def test_paper_comparison_counts_and_disagreements():
     assert drop.verdict == "differs" and "agrees for 0/1 methods" in drop.detail
 
 
+def test_missing_numbers_are_not_measurable_never_differs():
+    nan = float("nan")  # a C-COMA run with no greedy test points after the shift: "nan -> nan -> 0.00"
+    table = pd.DataFrame([{"method": "c-coma", "pre": nan, "low": nan, "final": 0.0},
+                          {"method": "coma", "pre": 0.8, "low": 0.1, "final": 0.1},
+                          {"method": "coma-explore", "pre": 0.8, "low": 0.5, "final": 0.5}])
+    checks = {c.claim: c for c in paper.compare(table)}
+    assert checks["C-COMA recovers after the shift"].verdict == "not measurable"
+    drop = checks["All methods drop when unseen situations begin"]
+    assert drop.verdict == "agrees" and "not measurable for C-COMA" in drop.detail
+    assert "COMA-explore" not in drop.detail                      # a control, not one of the paper's methods
+    assert checks["C-COMA stalls at about 0.6 win rate"].verdict == "differs"  # final 0.0 is a number
+    assert not any(c.verdict == "differs" and "nan" in c.detail for c in checks.values())
+
+
 # ---- the frame --------------------------------------------------------------------------------
 def test_frame_content(logged_runs):
     data = fr.load([logged_runs.scenario], logged_runs.uri)[logged_runs.scenario]
@@ -125,8 +139,21 @@ def test_report_from_sqlite(logged_runs, tmp_path):
     assert len(embedded) == len(FIGURES) + 2  # the figures and the two logged render frames
     assert "src='figures" not in page and "<style>" in page  # self-contained
     for text in ("not StarCraft II", "ccoma-sim 1.0", "t_env", "agrees for 6/6 methods",
-                 "C-COMA seed 0: before adaptation", "2,000,000"):
+                 "C-COMA seed 0: before adaptation", "2,000,000",
+                 # budgets and exploration, from the run params
+                 "| C-COMA | continual | 2134 / 31755 | agent 396; critic 1738 | eps-floor 0.5->0.01",
+                 "| COMA | frozen | 0 / 31755 | - |",
+                 # statistics on the greedy series, flagged as unreliable with 2 seeds
+                 "IQM (mean after the shift)", "P(C-COMA > COMA-explore)", "Intervals are unreliable",
+                 # continual metrics; no reference runs here
+                 "| forward transfer |", "not measured (no from-scratch reference runs",
+                 # the control beside C-COMA, and the online series labelled as such
+                 "Sampling cost vs adaptation (C-COMA beside COMA-explore)",
+                 "online (behaviour policy) win rate (last 30 episodes)", "judged on the greedy test win rate"):
         assert text in md, text
+    assert md.index("| C-COMA | continual | 2 |") < md.index("| COMA-explore | frozen-explore | 2 |") \
+        < md.index("| COMA | frozen | 2 |")                  # the control sits right beside C-COMA
+    assert re.search(r"\| P\(C-COMA > VDN\) \| 1\.00 \[[0-9.]+, 1\.00\] \|", md)
     assert md.index("before adaptation") < md.index("after adaptation")
     from ccoma.tracking import Tracker
 
