@@ -182,8 +182,8 @@ def _per_run(series: pd.DataFrame, unseen_from: int | None, end: int) -> dict[st
 
 def run_summary(data: ScenarioData, key: str = TEST_KEY) -> pd.DataFrame:
     """One row per finished run: method, mode, seed, pre, low, final (of ``key``), forgetting (mean of
-    cl/forgetting/<phase>), recovery_steps (mean over shifts that recovered), recovered (it logged a
-    cl/recovery_steps point: every shift of a run recovered only when none is tagged false)."""
+    cl/forgetting/<phase>), recovery_steps (mean over shifts that recovered), recovered (every shift
+    recovered: all cl/recovered/<shift> are 1; runs without those flags: any cl/recovery_steps)."""
     rows = []
     sel = data.metrics[data.metrics.key == key]
     end = int(sel.step.max()) if len(sel) else 0
@@ -191,11 +191,12 @@ def run_summary(data: ScenarioData, key: str = TEST_KEY) -> pd.DataFrame:
         m = data.metrics[(data.metrics.method == method) & (data.metrics.seed == seed)]
         forget = m[m.key.str.startswith("cl/forgetting/")].value
         recov = m[m.key.str.startswith("cl/recovery_steps/")].value
+        flags = m[m.key.str.startswith("cl/recovered/")].value  # 1/0 per shift (ccoma.continual.metrics)
         rows.append({"method": method, "mode": g["mode"].iloc[0], "seed": seed,
                      **_per_run(g, data.unseen_from, end),
                      "forgetting": forget.mean() if len(forget) else math.nan,
                      "recovery_steps": recov.mean() if len(recov) else math.nan,
-                     "recovered": bool(len(recov))})
+                     "recovered": bool((flags > 0).all()) if len(flags) else bool(len(recov))})
     return pd.DataFrame(rows, columns=["method", "mode", "seed", "pre", "low", "final", "forgetting",
                                        "recovery_steps", "recovered"])
 
