@@ -80,9 +80,11 @@ def _png_frame(label: str, color: tuple[int, int, int]) -> bytes:
 
 
 def _open_run(tracker, parent, method, algo, mode, seed, params):
+    from ccoma.errors import CcomaError
+
     try:
         return tracker.method_run(parent, method=method, algo=algo, mode=mode, seed=seed, params=params)
-    except Exception:  # a tracking that predates modes frozen-explore/reference: tag the mode after
+    except CcomaError:  # a tracking that predates modes frozen-explore/reference: tag the mode after
         run = tracker.method_run(parent, method=method, algo=algo, mode="frozen", seed=seed, params=params)
         run.set_tags({"ccoma.mode": mode})
         return run
