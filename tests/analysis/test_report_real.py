@@ -1,5 +1,7 @@
 """The report of a real smoke-budget run: frame content, figures, HTML, renders (see conftest.smoke_evaluate)."""
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +56,7 @@ def test_report_of_a_real_run(smoke_evaluate):
 
 
 def test_champions_serve_actions(smoke_evaluate):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))  # importable when this file runs alone
     from test_e2e_evaluate import check_store, predict_champion
 
     check_store(smoke_evaluate.uri, sorted(METHODS))
