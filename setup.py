@@ -28,7 +28,7 @@ setup(
         "click>=8.1,<9",
         "pyyaml>=6,<7",
         "numpy>=1.26,<3",
-        "scipy>=1.10",  # shortest paths round impassable terrain (ccoma/sim/mechanics.py); mlflow needs it too
+        "scipy>=1.15,<2",  # analysis.stats (bootstrap intervals, IQM); shortest paths round terrain (sim/mechanics.py)
     ],
     extras_require={
         # pettingzoo/gymnasium: tests/smac run PettingZoo's own parallel_api_test on ccoma.pettingzoo;

@@ -1,7 +1,9 @@
 """Report figures: one PNG each, seaborn on the Agg backend.
 
-Curves show the mean over seeds with a 95% t-interval band (analysis.frame.ci95_band) and a dashed
-vertical line where unseen situations begin. A figure whose methods have no finished runs is not
+Curves show the mean over seeds with a 95% t-interval band (analysis.frame.ci95_band), every seed's
+own curve, and a dashed vertical line where unseen situations begin. The paper-style Figures 3-5 read
+the greedy test series (``deploy/test/*``, the same measure for every method); the online
+behaviour-policy series has its own figure, labelled as such. A figure whose methods have no finished runs is not
 drawn; its :class:`Figure` carries the reason instead, and partial figures name what is missing.
 """
 from __future__ import annotations
@@ -13,19 +15,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.frame import COLORS, ORDER, ScenarioData, bounds_of, ci95_band, curves, label
+from analysis.frame import COLORS, ONLINE, ORDER, ScenarioData, bounds_of, ci95_band, curves, label
 
 DPI = 120
 STEP_LABEL = "deployment env steps (summed over parallel envs)"
 # (name, methods, metric key, y label, title) of the paper-style curves
+GREEDY_WIN = "greedy test win rate"
 CURVES = [
-    ("fig3_winrate_frozen", ["c-coma", "coma", "qmix", "vdn"], "deploy/win_rate",
-     "win rate (last 30 episodes)", "Win rate: continual C-COMA vs frozen COMA, QMIX, VDN (cf. paper Fig. 3)"),
-    ("fig4_winrate_continual", ["c-coma", "c-qmix", "c-vdn"], "deploy/win_rate",
-     "win rate (last 30 episodes)", "Win rate: C-COMA vs C-QMIX, C-VDN (cf. paper Fig. 4)"),
-    ("fig5_return_continual", ["c-coma", "c-qmix", "c-vdn"], "deploy/return",
-     "mean episode return (last 30 episodes)", "Mean return: continual methods (cf. paper Fig. 5)"),
+    ("fig3_winrate_frozen", ["c-coma", "coma", "qmix", "vdn"], "deploy/test/win_rate", GREEDY_WIN,
+     "Greedy test win rate: continual C-COMA vs frozen COMA, QMIX, VDN (cf. paper Fig. 3)"),
+    ("fig4_winrate_continual", ["c-coma", "c-qmix", "c-vdn"], "deploy/test/win_rate", GREEDY_WIN,
+     "Greedy test win rate: C-COMA vs C-QMIX, C-VDN (cf. paper Fig. 4)"),
+    ("fig5_return_continual", ["c-coma", "c-qmix", "c-vdn"], "deploy/test/return", "greedy test mean return",
+     "Greedy test mean return: continual methods (cf. paper Fig. 5)"),
 ]
+ONLINE_CURVE = ("online_winrate", "deploy/win_rate", f"{ONLINE} win rate, last 30 episodes",
+                "Online win rate of each method's behaviour policy (last 30 episodes): NOT the greedy measure "
+                "of Figs. 3-5")
 
 
 @dataclasses.dataclass
@@ -155,6 +161,34 @@ def line_figure(data: ScenarioData, name: str, methods: list[str], key: str, yla
     return Figure(name, _save(fig, out_dir / f"{name}.png"), caption, notes)
 
 
+def online_figure(data: ScenarioData, out_dir: Path) -> Figure:
+    """Every method's online (behaviour-policy) win rate on one axis: mean over seeds, thin seeds."""
+    name, key, ylabel, title = ONLINE_CURVE
+    df = curves(data.metrics, key)
+    if df.empty:
+        return Figure(name, None, title, [f"no {key} data"])
+    plt, _ = _plt()
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(11, 5), layout="constrained")
+    for m in [m for m in data.methods() if m in set(df.method)]:
+        mine = df[df.method == m]
+        for _, run in mine.groupby("seed"):
+            ax.plot(run.step, run.value, color=COLORS.get(m, "0.5"), linewidth=0.5, alpha=0.3)
+        mean = mine.groupby("step").value.mean()
+        ax.plot(mean.index, mean.values, color=COLORS.get(m, "0.5"), linewidth=1.8,
+                label=f"{label(m)} (n={mine.seed.nunique()})")
+    _shift_line(ax, data.unseen_from)
+    ax.xaxis.set_major_formatter(FuncFormatter(_steps))
+    ax.set_xlabel(STEP_LABEL)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{data.scenario}: {title}", fontsize=11)
+    ax.legend(title="method (seeds)", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title_fontsize=9)
+    return Figure(name, _save(fig, out_dir / f"{name}.png"),
+                  f"{title}. Thick: mean over seeds; thin: single seeds.", [])
+
+
 def forgetting_recovery(data: ScenarioData, per_run: pd.DataFrame, out_dir: Path) -> Figure:
     """Bars: forgetting (cl/forgetting, mean over phases) and recovery steps per method."""
     name, title = "forgetting_recovery", "Forgetting and recovery time per method"
@@ -255,6 +289,7 @@ def scenario_figures(data: ScenarioData, per_run: pd.DataFrame, out_dir: Path) -
     out_dir = Path(out_dir)
     figs = [line_figure(data, name, methods, key, ylabel, title, out_dir)
             for name, methods, key, ylabel, title in CURVES]
+    figs.append(online_figure(data, out_dir))
     figs.append(forgetting_recovery(data, per_run, out_dir))
     figs.append(performance_matrix(data, out_dir))
     return figs

@@ -3,11 +3,14 @@
 Everything here is a pure function of the frames, so figures, tables and the paper comparison can be
 tested on hand-built frames. Summary numbers and their definitions (used by the report):
 
-- pre-shift: mean deployment win rate over the last 20% of the steps before ``unseen_from``;
+- every summary reads the greedy test series ``deploy/test/win_rate`` (pymarl's test win rate, the
+  same measure for every method) unless another key is named;
+- pre-shift: mean win rate over the last 20% of the steps before ``unseen_from``;
 - post-shift low: the minimum, over the first half of the post-shift period, of the win rate smoothed
   over 5 logging points (the dip after unseen situations begin);
-- final: mean deployment win rate over the last 10% of deployment steps;
-- intervals: 95% Student-t intervals over seeds (mean +- t * sd / sqrt(n)); none with one seed.
+- final: mean win rate over the last 10% of deployment steps;
+- table intervals: 95% percentile-bootstrap intervals of the mean over seeds (analysis.stats.mean_ci);
+  none with one seed. Figure bands: 95% Student-t intervals (:func:`ci95_band`).
 """
 from __future__ import annotations
 
@@ -18,12 +21,19 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-LABELS = {"c-coma": "C-COMA", "coma": "COMA", "qmix": "QMIX", "vdn": "VDN", "c-qmix": "C-QMIX",
-          "c-vdn": "C-VDN", "iql": "IQL", "c-iql": "C-IQL", "mfq": "MFQ", "c-mfq": "C-MFQ"}
+# The control "frozen weights acting with the continual method's behaviour policy" sits beside the
+# continual method it controls for (COMA-explore beside C-COMA).
+LABELS = {"c-coma": "C-COMA", "coma-explore": "COMA-explore", "coma": "COMA", "qmix": "QMIX", "vdn": "VDN",
+          "c-qmix": "C-QMIX", "c-vdn": "C-VDN", "qmix-explore": "QMIX-explore", "vdn-explore": "VDN-explore",
+          "iql": "IQL", "c-iql": "C-IQL", "mfq": "MFQ", "c-mfq": "C-MFQ"}
 ORDER = list(LABELS)
-# Stable colours: a method looks the same in every figure (tab10 order).
-COLORS = dict(zip(ORDER, ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#7f7f7f",
-                          "#bcbd22", "#17becf", "#e377c2"]))
+TEST_KEY = "deploy/test/win_rate"        # the headline: greedy test win rate (pymarl's test_battle_won_mean)
+ONLINE_KEY = "deploy/win_rate"           # the behaviour policy's own episodes, last 30
+ONLINE = "online (behaviour policy)"
+# Stable colours: a method looks the same in every figure.
+COLORS = {"c-coma": "#d62728", "coma-explore": "#e377c2", "coma": "#1f77b4", "qmix": "#2ca02c", "vdn": "#9467bd",
+          "c-qmix": "#ff7f0e", "c-vdn": "#8c564b", "qmix-explore": "#98df8a", "vdn-explore": "#c5b0d5",
+          "iql": "#7f7f7f", "c-iql": "#bcbd22", "mfq": "#17becf", "c-mfq": "#aec7e8"}
 # Student t 0.975 quantiles by degrees of freedom (no scipy dependency); beyond 30 an expansion.
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
@@ -31,6 +41,8 @@ _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 
 
 def label(method: str) -> str:
+    if method.endswith("-reference"):  # from-scratch reference runs (mode reference)
+        return f"{label(method[:-len('-reference')])} reference (from scratch)"
     return LABELS.get(method, method.upper())
 
 
@@ -84,8 +96,9 @@ class ScenarioData:
     has_experiment: bool
     parent: dict | None            # the evaluate run (row of load_runs) or None
     runs: pd.DataFrame             # child runs, every status
-    metrics: pd.DataFrame          # tidy points of finished child runs only
+    metrics: pd.DataFrame          # tidy points of finished child runs only (no reference runs)
     unseen_from: int | None
+    references: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # finished mode=reference runs
 
     @property
     def excluded(self) -> pd.DataFrame:
@@ -105,11 +118,14 @@ def split_scenarios(metrics: pd.DataFrame, runs: pd.DataFrame, experiments: dict
         parents = r[r.kind == "evaluate"] if len(r) else r
         parent = parents.iloc[0].to_dict() if len(parents) else None
         children = r[r.kind == "method"] if len(r) else r
-        finished = set(children.run_id[children.status == "finished"]) if len(children) else set()
+        done = children[children.status == "finished"] if len(children) else children
+        finished = set(done.run_id[done["mode"] != "reference"]) if len(done) else set()
+        refs = set(done.run_id[done["mode"] == "reference"]) if len(done) else set()
         m = metrics[metrics.run_id.isin(finished)] if len(metrics) else metrics
+        ref = metrics[metrics.run_id.isin(refs)] if len(metrics) else metrics
         unseen = _unseen_from(parent, children)
         out[scenario] = ScenarioData(scenario, exp_id is not None, parent, children.reset_index(drop=True),
-                                     m.reset_index(drop=True), unseen)
+                                     m.reset_index(drop=True), unseen, ref.reset_index(drop=True))
     return out
 
 
@@ -164,32 +180,37 @@ def _per_run(series: pd.DataFrame, unseen_from: int | None, end: int) -> dict[st
     return {"pre": float(pre), "low": float(low), "final": float(final)}
 
 
-def run_summary(data: ScenarioData, key: str = "deploy/win_rate") -> pd.DataFrame:
-    """One row per finished run: method, mode, seed, pre, low, final, forgetting, recovery_steps."""
+def run_summary(data: ScenarioData, key: str = TEST_KEY) -> pd.DataFrame:
+    """One row per finished run: method, mode, seed, pre, low, final (of ``key``), forgetting (mean of
+    cl/forgetting/<phase>), recovery_steps (mean over shifts that recovered), recovered (every shift
+    recovered: all cl/recovered/<shift> are 1; runs without those flags: any cl/recovery_steps)."""
     rows = []
     sel = data.metrics[data.metrics.key == key]
     end = int(sel.step.max()) if len(sel) else 0
     for (method, seed), g in sel.groupby(["method", "seed"], sort=False):
         m = data.metrics[(data.metrics.method == method) & (data.metrics.seed == seed)]
-        forget = m[(m.namespace == "cl") & (m.metric == "forgetting")].value
-        recov = m[(m.namespace == "cl") & (m.metric == "recovery_steps")].value
+        forget = m[m.key.str.startswith("cl/forgetting/")].value
+        recov = m[m.key.str.startswith("cl/recovery_steps/")].value
+        flags = m[m.key.str.startswith("cl/recovered/")].value  # 1/0 per shift (ccoma.continual.metrics)
         rows.append({"method": method, "mode": g["mode"].iloc[0], "seed": seed,
                      **_per_run(g, data.unseen_from, end),
                      "forgetting": forget.mean() if len(forget) else math.nan,
                      "recovery_steps": recov.mean() if len(recov) else math.nan,
-                     "recovered": bool(len(recov))})
+                     "recovered": bool((flags > 0).all()) if len(flags) else bool(len(recov))})
     return pd.DataFrame(rows, columns=["method", "mode", "seed", "pre", "low", "final", "forgetting",
                                        "recovery_steps", "recovered"])
 
 
-def method_table(per_run: pd.DataFrame, key: str = "deploy/win_rate") -> pd.DataFrame:
-    """Per method: seeds, and mean/low/high of pre, low, final (95% t-intervals over seeds, within
-    the range of ``key``, the metric run_summary summarised)."""
+def method_table(per_run: pd.DataFrame, key: str = TEST_KEY) -> pd.DataFrame:
+    """Per method: seeds, and mean/low/high of pre, low, final (95% bootstrap intervals of the mean
+    over seeds, analysis.stats.mean_ci, within the range of ``key``, the metric run_summary summarised)."""
+    from analysis.stats import mean_ci
+
     rows = []
     for method in [m for m in ORDER if m in set(per_run.method)] + sorted(set(per_run.method) - set(ORDER)):
         g = per_run[per_run.method == method]
         row = {"method": method, "mode": g["mode"].iloc[0], "seeds": len(g)}
         for col in ("pre", "low", "final"):
-            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = ci95(g[col], bounds_of(key))
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = mean_ci(g[col], bounds_of(key))
         rows.append(row)
     return pd.DataFrame(rows)

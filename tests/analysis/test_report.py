@@ -17,8 +17,9 @@ from synthetic_runs import SHAPES, log_evaluate
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-FIGURES = ["fig3_winrate_frozen", "fig4_winrate_continual", "fig5_return_continual", "forgetting_recovery",
-           "performance_matrix"]
+FIGURES = ["fig3_winrate_frozen", "fig4_winrate_continual", "fig5_return_continual", "online_winrate",
+           "forgetting_recovery", "performance_matrix", "aggregates", "probability_of_improvement",
+           "performance_profile", "sampling_vs_adaptation"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +61,8 @@ def test_intervals_stay_within_the_metric_range():
     assert fr.bounds_of("train/loss/td_error") == (-np.inf, np.inf)
     per_run = pd.DataFrame({"method": ["coma", "coma"], "mode": ["frozen"] * 2, "pre": wins, "low": wins,
                             "final": wins})
-    row = fr.method_table(per_run).iloc[0]
-    assert (row.pre_lo, row.pre_hi) == (0.0, 1.0)
+    row = fr.method_table(per_run).iloc[0]  # the table's bootstrap interval cannot leave the runs' range
+    assert (row.pre_lo, row.pre_hi) == (0.0, 0.5)
 
 
 def _table(**finals):
@@ -81,6 +82,20 @@ def test_paper_comparison_counts_and_disagreements():
     assert drop.verdict == "differs" and "agrees for 0/1 methods" in drop.detail
 
 
+def test_missing_numbers_are_not_measurable_never_differs():
+    nan = float("nan")  # a C-COMA run with no greedy test points after the shift: "nan -> nan -> 0.00"
+    table = pd.DataFrame([{"method": "c-coma", "pre": nan, "low": nan, "final": 0.0},
+                          {"method": "coma", "pre": 0.8, "low": 0.1, "final": 0.1},
+                          {"method": "coma-explore", "pre": 0.8, "low": 0.5, "final": 0.5}])
+    checks = {c.claim: c for c in paper.compare(table)}
+    assert checks["C-COMA recovers after the shift"].verdict == "not measurable"
+    drop = checks["All methods drop when unseen situations begin"]
+    assert drop.verdict == "agrees" and "not measurable for C-COMA" in drop.detail
+    assert "COMA-explore" not in drop.detail                      # a control, not one of the paper's methods
+    assert checks["C-COMA stalls at about 0.6 win rate"].verdict == "differs"  # final 0.0 is a number
+    assert not any(c.verdict == "differs" and "nan" in c.detail for c in checks.values())
+
+
 # ---- the frame --------------------------------------------------------------------------------
 def test_frame_content(logged_runs):
     data = fr.load([logged_runs.scenario], logged_runs.uri)[logged_runs.scenario]
@@ -89,7 +104,15 @@ def test_frame_content(logged_runs):
     assert data.methods() == list(SHAPES)
     win = data.metrics[data.metrics.key == "deploy/win_rate"]
     assert win.groupby("method").seed.nunique().to_dict() == {m: 2 for m in SHAPES}
-    assert win.step.max() == logged_runs.deploy_steps + 37 and set(win["mode"]) == {"frozen", "continual"}
+    assert win.step.max() == logged_runs.deploy_steps + 37
+    assert set(win["mode"]) == {"frozen", "continual", "frozen-explore"}
+    # the greedy test series: the same test points for every method of a seed, >= 40 of them, and
+    # C-COMA and frozen COMA start from the same point (same weights, greedy, same episodes)
+    test = data.metrics[data.metrics.key == fr.TEST_KEY]
+    steps = test.groupby(["method", "seed"]).step.apply(tuple)
+    assert steps.nunique() == 1 and len(steps.iloc[0]) >= 40
+    first = test[test.step == 0].set_index(["method", "seed"]).value
+    assert first["c-coma", 0] == first["coma", 0] == first["coma-explore", 0]
     # resampling puts every run on one grid, within its own range
     cur = fr.curves(data.metrics, "deploy/win_rate")
     assert cur.groupby(["method", "seed"]).step.max().le(win.step.max()).all()
@@ -116,8 +139,21 @@ def test_report_from_sqlite(logged_runs, tmp_path):
     assert len(embedded) == len(FIGURES) + 2  # the figures and the two logged render frames
     assert "src='figures" not in page and "<style>" in page  # self-contained
     for text in ("not StarCraft II", "ccoma-sim 1.0", "t_env", "agrees for 6/6 methods",
-                 "C-COMA seed 0: before adaptation", "2,000,000"):
+                 "C-COMA seed 0: before adaptation", "2,000,000",
+                 # budgets and exploration, from the run params
+                 "| C-COMA | continual | 2134 / 31755 | agent 396; critic 1738 | eps-floor 0.5->0.01",
+                 "| COMA | frozen | 0 / 31755 | - |",
+                 # statistics on the greedy series, flagged as unreliable with 2 seeds
+                 "IQM (mean after the shift)", "P(C-COMA > COMA-explore)", "Intervals are unreliable",
+                 # continual metrics; no reference runs here
+                 "| forward transfer |", "not measured (no from-scratch reference runs",
+                 # the control beside C-COMA, and the online series labelled as such
+                 "Sampling cost vs adaptation (C-COMA beside COMA-explore)",
+                 "online (behaviour policy) win rate (last 30 episodes)", "judged on the greedy test win rate"):
         assert text in md, text
+    assert md.index("| C-COMA | continual | 2 |") < md.index("| COMA-explore | frozen-explore | 2 |") \
+        < md.index("| COMA | frozen | 2 |")                  # the control sits right beside C-COMA
+    assert re.search(r"\| P\(C-COMA > VDN\) \| 1\.00 \[[0-9.]+, 1\.00\] \|", md)
     assert md.index("before adaptation") < md.index("after adaptation")
     from ccoma.tracking import Tracker
 

@@ -1,5 +1,7 @@
 """The report of a real smoke-budget run: frame content, figures, HTML, renders (see conftest.smoke_evaluate)."""
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +9,17 @@ from test_report import FIGURES, _check_png
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 METHODS = {"c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn"}
+# the smoke run has the paper's six methods only: no COMA-explore control, so no sampling figure
+REAL_FIGURES = [f for f in FIGURES if f != "sampling_vs_adaptation"]
+
+
+def _needs_greedy_series(uri):
+    """The report's tables and figures read the greedy test series the harness logs since issue 9."""
+    from analysis import frame as fr
+
+    data = fr.load(["shifting_spawn"], uri)["shifting_spawn"]
+    if not (data.metrics.key == fr.TEST_KEY).any():
+        pytest.xfail("this harness logs no deploy/test/win_rate yet (issue 9's greedy test series)")
 
 
 def test_frame_of_a_real_run(smoke_evaluate):
@@ -28,13 +41,14 @@ def test_report_of_a_real_run(smoke_evaluate):
     out = smoke_evaluate.root / "reports" / "shifting_spawn"
     md_path, html_path = out / "report.md", out / "report.html"
     assert md_path.exists() and html_path.exists(), smoke_evaluate.stdout
-    for name in FIGURES:
+    _needs_greedy_series(smoke_evaluate.uri)
+    for name in REAL_FIGURES:
         _check_png(out / "figures" / "shifting_spawn" / f"{name}.png")
     md, page = md_path.read_text(), html_path.read_text()
-    for name in FIGURES:
+    for name in REAL_FIGURES:
         assert f"figures/shifting_spawn/{name}.png" in md
     embedded = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
-    assert len(embedded) >= len(FIGURES) + 2  # figures + before/after adaptation frames
+    assert len(embedded) >= len(REAL_FIGURES) + 2  # figures + before/after adaptation frames
     for text in ("not StarCraft II", "ccoma-sim 1.0", "t_env", "before adaptation", "after adaptation"):
         assert text in md, text
     for method in ("C-COMA", "C-QMIX", "C-VDN", "COMA", "QMIX", "VDN"):
@@ -42,6 +56,7 @@ def test_report_of_a_real_run(smoke_evaluate):
 
 
 def test_champions_serve_actions(smoke_evaluate):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))  # importable when this file runs alone
     from test_e2e_evaluate import check_store, predict_champion
 
     check_store(smoke_evaluate.uri, sorted(METHODS))
