@@ -26,21 +26,29 @@ def phase_windows(scenario, phases: list[str]) -> dict[str, tuple[int, int]]:
     return windows
 
 
+def phase_stretches(scenario, phases: list[str]) -> dict[str, list[tuple[int, int]]]:
+    """Every stretch of the deployment in which each phase has weight (repeated shifts: maintenance)."""
+    active: dict[str, list[tuple[int, int]]] = {}
+    for seg in scenario.segments("deploy"):
+        w = [max(a, b) for a, b in zip(seg.w_start, seg.w_end)]
+        for i, name in enumerate(scenario.phase_names):
+            if name in phases and w[i] > 0:
+                active.setdefault(name, []).append((seg.start, seg.end))
+    return active
+
+
 def cl_summary(scenario, state: StageState, deploy_steps: int) -> tuple[dict[str, float], dict[str, str]]:
-    """(metrics, tags): performance-matrix metrics, and the recovery after each shift measured on the
-    greedy test curve (the same measure for every method)."""
-    from ccoma.continual.metrics import cl_metrics, recovery_steps
+    """(metrics, tags): the performance-matrix metrics (forgetting, BWT, average performance,
+    maintenance over repeated stretches) and the recovery after each shift measured on the greedy
+    test curve (the same measure for every method); see docs/metrics.md."""
+    from ccoma.continual.metrics import continual_metrics
 
     phases = list(scenario.deploy_phases)
     steps = [e["step"] for e in state.evals]
     matrix = [[e["win_rate"][p] for p in phases] for e in state.evals]
-    cl = cl_metrics(matrix, steps, phases, phase_windows(scenario, phases))
-    tags = {}
-    for name, at in shifts(scenario, deploy_steps).items():
-        rec, level = recovery_steps(state.tests["steps"], state.tests["win_rate"], at, window=max(1, at))
-        cl[f"pre_shift_win_rate/{name}"] = level
-        if rec is None:
-            tags[f"ccoma.recovered.{name}"] = "false"
-        else:
-            cl[f"recovery_steps/{name}"] = rec
+    at = shifts(scenario, deploy_steps)
+    cl = continual_metrics(matrix, steps, phases, phase_windows(scenario, phases), state.tests["steps"],
+                           state.tests["win_rate"], at, phase_stretches(scenario, phases))
+    tags = {f"ccoma.recovered.{name}": "true" if cl.get(f"recovered/{name}") else "false"
+            for name in at if f"recovered/{name}" in cl}
     return cl, tags
