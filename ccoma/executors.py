@@ -24,7 +24,7 @@ def _worker_init() -> None:
 
 def run_local(specs: list, workers: int = 0, poll: float | None = None) -> Iterator[tuple[object, object]]:
     """Run jobs in a pool of ``workers`` processes (0 = CPU count); with one worker, in-process
-    (then there is nothing to poll: the job reports its progress through ccoma.progress hooks)."""
+    (then the step bar's own thread reads the job's progress file)."""
     from ccoma.job import run_job
 
     n = min(len(specs), workers or os.cpu_count() or 1)
