@@ -208,9 +208,11 @@ def _banner(datas: dict[str, ScenarioData]) -> str:
 def build_report(scenarios: str | Iterable[str], tracking_uri: str | None = None,
                  output: str | Path | None = None, fmt: str = "both", log_to_mlflow: bool = True) -> list[Path]:
     """Write the report for ``scenarios`` into ``output`` (default reports/<a>+<b>); return its paths."""
+    from ccoma.scenarios import scenario_id
     from ccoma.tracking import Tracker
 
-    scenarios = [scenarios] if isinstance(scenarios, str) else list(dict.fromkeys(scenarios))
+    scenarios = [scenarios] if isinstance(scenarios, str) else scenarios
+    scenarios = list(dict.fromkeys(scenario_id(s) for s in scenarios))  # a path names its file's stem
     if not scenarios:
         raise CcomaError("report: name at least one --scenario")
     if fmt not in ("md", "html", "both"):

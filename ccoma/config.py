@@ -195,9 +195,15 @@ def build(cls: type, data: Mapping[str, Any] | None, where: str, prefix: str = "
 
 
 def describe(cls: type) -> list[tuple[str, str, Any]]:
-    """(name, doc, default) for each field: used by docs and ``--help`` texts."""
+    """(name, doc, default) for each field (a factory's value for factory defaults, None when the
+    field has no default): used by docs/gen_config_doc.py."""
     rows = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
         rows.append((f.name, f.metadata.get("doc", ""), default))
     return rows

@@ -128,13 +128,7 @@ def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterat
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     started_here = not ray.is_initialized()
     if started_here:
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
-        except Exception as exc:  # noqa: BLE001 - any connection failure is bad input
-            raise CcomaError(f"cannot start or reach Ray at '{address or 'local'}': {str(exc).splitlines()[0]}") from None
+        _init_ray(ray, address)
     remote = ray.remote(num_cpus=1, max_retries=0)(_run_job)
     try:
         refs = {remote.options(runtime_env={"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true"}}).remote(s): s
@@ -154,6 +148,27 @@ def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterat
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _init_ray(ray, address: str) -> None:
+    """Connect to the cluster at ``address`` ('' starts a local runtime); the failures a user can cause
+    become one line naming the real reason, anything else is a bug and keeps its traceback."""
+    where = address or "local"
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, TimeoutError) as exc:   # nothing (or no Ray) answers there
+        raise CcomaError(f"cannot reach Ray at '{where}': {_first_line(exc)}") from None
+    except ValueError as exc:                         # ray.init refused the address or an option
+        raise CcomaError(f"--ray-address '{where}': {_first_line(exc)}") from None
+    except (ray.exceptions.RaySystemError, OSError) as exc:  # the local runtime could not start
+        raise CcomaError(f"cannot start Ray ({where}): {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def check(executor: str, address: str = "", timeout: float = 3.0) -> None:

@@ -78,7 +78,7 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     params = flatten_params(cfg)
     params.update({"protocol.unseen_from": _unseen(scenario, cfg), "budget.train_steps": cfg.budget.train_steps,
                    "budget.deploy_steps": cfg.budget.deploy_steps, "backend": backend})
-    parent = tracker.evaluate_run(cfg.scenario, run_key, backend=backend, budget=cfg.budget_name, params=params,
+    parent = tracker.evaluate_run(scenario.name, run_key, backend=backend, budget=cfg.budget_name, params=params,
                                   tags={"ccoma.config_hash": config_hash(cfg)})
     out_dir = Path(cfg.run_dir) / run_key
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
                                                         sort_keys=False))
     parent.log_artifact(out_dir / "config.yaml", "config")
     parent.log_artifact(scenario_path(cfg.scenario), "scenario")
-    specs = job_specs(cfg, run_key, params)
+    specs = [dataclasses.replace(s, parent_run_id=parent.run_id) for s in job_specs(cfg, run_key, params)]
     echo(f"ccoma: {cfg.scenario} [{backend}, budget {cfg.budget_name}: {cfg.budget.train_steps:,} train + "
          f"{cfg.budget.deploy_steps:,} deploy steps] - {len(specs)} jobs "
          f"({', '.join(cfg.methods)} x seeds {', '.join(map(str, cfg.seeds))}) on {cfg.executor}")
@@ -115,7 +115,7 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     parent.finish("finished" if not failed else "failed")
     report = None
     if cfg.report:
-        report = write_report(cfg, tracker)
+        report = write_report(cfg)
     return {"run_id": parent.run_id, "results": results, "failed": failed, "report": report, "run_key": run_key}
 
 
@@ -147,13 +147,16 @@ def _mean(xs) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def write_report(cfg: RunConfig, tracker=None) -> list | None:
+def write_report(cfg: RunConfig) -> list | None:
     """Build the comparison report from what MLflow holds (analysis.report)."""
     try:
         from analysis.report import build_report
     except ImportError as exc:
         raise CcomaError(f"report: the analysis package is unavailable ({exc})") from None
-    return build_report([cfg.scenario], cfg.tracking_uri or None, None, "both")  # reports/<scenario name>
+    from ccoma.scenarios import scenario_id
+
+    name = scenario_id(cfg.scenario)
+    return build_report([name], cfg.tracking_uri or None, Path("reports") / name, "both")
 
 
 def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen", init_from: str = "",
@@ -162,6 +165,7 @@ def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen"
     one deployment of a trained checkpoint or policy directory). Logged under a parent run of that kind."""
     from ccoma import executors
     from ccoma.job import run_job
+    from ccoma.scenarios import scenario_id
     from ccoma.tracking import Tracker
 
     executors.check("local")
@@ -170,8 +174,8 @@ def single(cfg: RunConfig, algo: str, seed: int, kind: str, mode: str = "frozen"
     tracker = Tracker(cfg.tracking_uri or None)
     run_key = f"{kind}-{config_hash(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
     params = dict(flatten_params(cfg), backend=backend)
-    parent = tracker.evaluate_run(cfg.scenario, run_key, backend=backend, budget=cfg.budget_name, params=params,
-                                  tags={"ccoma.kind": kind, "ccoma.init_from": init_from or "-"})
+    parent = tracker.evaluate_run(scenario_id(cfg.scenario), run_key, backend=backend, budget=cfg.budget_name,
+                                  params=params, tags={"ccoma.kind": kind, "ccoma.init_from": init_from or "-"})
     spec = job_specs(dataclasses.replace(cfg, methods=(_method(algo, mode),), seeds=(seed,)), run_key, params)[0]
     spec = dataclasses.replace(spec, parent_run_id=parent.run_id, init_from=init_from,
                                stages=("train",) if kind == "train" else ())

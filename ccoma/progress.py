@@ -1,9 +1,9 @@
 """Step-level progress of running jobs, for the progress bars of ``evaluate``, ``train`` and ``deploy``.
 
 A job writes ``<job dir>/progress.json`` (env steps done over all its stages, and their total) after
-every chunk. The command's bar reads those files while it waits for jobs: that covers the local
-process pool and Ray on this machine. A job running in the command's own process also calls the
-hooks registered here, so the bar moves without polling. Jobs on a remote Ray cluster write their
+every chunk. The command's bar reads those files: a thread of its own re-reads them every
+``interval`` seconds, so it moves for jobs in the local process pool, on Ray on this machine and in the
+command's own process alike (no hooks, no shared state). Jobs on a remote Ray cluster write their
 files there; the bar then moves only as those jobs finish.
 """
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
-from typing import Callable
-
-HOOKS: list[Callable[[], None]] = []   # called after every chunk of an in-process job
 
 
 def report(path: Path, done: int, total: int) -> None:
@@ -23,8 +21,6 @@ def report(path: Path, done: int, total: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"done": int(done), "total": int(total)}))
     os.replace(tmp, path)
-    for hook in HOOKS:
-        hook()
 
 
 def read(path: Path) -> int:
@@ -38,24 +34,35 @@ def read(path: Path) -> int:
 class StepBar:
     """A click progress bar over the env steps of several jobs: ``{progress file: total steps}``."""
 
-    def __init__(self, jobs: dict[Path, int], label: str = "steps"):
+    def __init__(self, jobs: dict[Path, int], label: str = "steps", interval: float = 1.0):
         import click
 
         self.jobs = jobs
         self.finished: set[Path] = set()
         self.shown = 0
+        self.interval = interval
         self.bar = click.progressbar(length=max(1, sum(jobs.values())), label=label, show_eta=True,
                                      show_percent=True, file=sys.stderr)
+        self._lock = threading.Lock()        # the refresher thread and the command both refresh
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="ccoma-step-bar", daemon=True)
 
     def __enter__(self) -> "StepBar":
         self.bar.__enter__()
-        HOOKS.append(self.refresh)
         self.refresh()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        HOOKS.remove(self.refresh)
+        self._stop.set()
+        self._thread.join()
         self.bar.__exit__(*exc)
+
+    def _poll(self) -> None:
+        # A job in the command's own process blocks the command until it ends: reading its file
+        # from here keeps the bar moving meanwhile.
+        while not self._stop.wait(self.interval):
+            self.refresh()
 
     def finish(self, path: Path) -> None:
         """A job ended (done or failed): it counts in full from now on."""
@@ -63,7 +70,8 @@ class StepBar:
         self.refresh()
 
     def refresh(self) -> None:
-        done = sum(total if p in self.finished else min(read(p), total) for p, total in self.jobs.items())
-        if done > self.shown:
-            self.bar.update(done - self.shown)
-            self.shown = done
+        with self._lock:
+            done = sum(total if p in self.finished else min(read(p), total) for p, total in self.jobs.items())
+            if done > self.shown:
+                self.bar.update(done - self.shown)
+                self.shown = done

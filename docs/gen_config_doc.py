@@ -1,4 +1,5 @@
 """Regenerate docs/config.md from the config dataclasses: python docs/gen_config_doc.py"""
+import dataclasses
 from pathlib import Path
 
 from ccoma.config import describe
@@ -7,8 +8,14 @@ from ccoma.run_config import Budget, ContinualConfig, RunConfig
 from ccoma.sim.engine import SimConfig
 
 
+def cell(value) -> str:
+    if dataclasses.is_dataclass(value):  # a nested config: its own table follows
+        return f"a `{type(value).__name__}` (below)"
+    return f"`{value!r}`"
+
+
 def table(cls) -> str:
-    rows = [f"| `{n}` | {d} | `{v!r}` |" for n, d, v in describe(cls)]
+    rows = [f"| `{n}` | {d} | {cell(v)} |" for n, d, v in describe(cls)]
     return "| field | meaning | default |\n|---|---|---|\n" + "\n".join(rows)
 
 

@@ -58,6 +58,6 @@ def register(spec, scenario, learner, env_info: dict, state: StageState, out_roo
     policy_dir = out_root / f"policy-{method}"
     save_policy(learner.networks()["agent"], policy_dir, obs_dim=env_info["obs_shape"],
                 n_agents=env_info["n_agents"], algo=spec.algo, inputs=learner.policy_inputs())
-    version = tracker.register_model(run, scenario=scenario.name, method=method, policy_dir=policy_dir,
+    version = tracker.registry.register(run, scenario=scenario.name, method=method, policy_dir=policy_dir,
                                      deploy_win_rate=win, seed=spec.seed)
     run.set_tags({"ccoma.registered": str(version), "ccoma.deploy_win_rate": f"{win:.6f}"})

@@ -42,7 +42,9 @@ class Job:
         if spec.parent_run_id:
             self.parent = self.tracker.open_run(spec.parent_run_id)
         else:
-            self.parent = self.tracker.evaluate_run(spec.scenario, spec.run_key, backend=spec.backend,
+            from ccoma.scenarios import scenario_id
+
+            self.parent = self.tracker.evaluate_run(scenario_id(spec.scenario), spec.run_key, backend=spec.backend,
                                                     budget=spec.budget_name)
         self.runs = {mode: self.tracker.method_run(self.parent, method=m, algo=spec.algo, mode=mode, seed=spec.seed,
                                                    params=dict(spec.params, method=m, mode=mode, seed=spec.seed))

@@ -311,26 +311,42 @@ def _start_table(st, map_spec, keys) -> StartTable:
         groups=st.groups, reflect_gid=keys.get("reflect", -1), surrounded_gid=keys.get("surrounded", -1))
 
 
-def compile_phases(scn) -> None:
-    """Attach tensor tables, situation ids and the training support to a Scenario."""
-    vocab = {u: i for i, u in enumerate(scn.unit_types)}
+@dataclasses.dataclass(frozen=True)
+class CompiledPhases:
+    """A scenario's phases as tensor tables, and which situations training can produce.
+
+    A *situation* is one (agent team, enemy team, start) triple, numbered
+    ``(agent_team * n_enemy_teams + enemy_team) * n_starts + start`` (see ``situation_dims``)."""
+
+    tables: tuple[PhaseTables, ...]          # one per phase, in ``phase_names`` order
+    team_ids: tuple[dict, dict]              # sorted unit tuple -> team id, for agents and for enemies
+    start_keys: tuple[str, ...]              # start situation labels, by start id
+    situation_dims: tuple[int, int]          # (enemy teams, start situations)
+    train_support: torch.Tensor              # [K] int64 sorted: situation ids a training phase produces
+    phase_unseen: dict[str, bool]            # phase name -> produces a situation training never does
+
+
+def compile_phases(spec, map_spec, unit_types, phase_names, train_phases) -> CompiledPhases:
+    """Tensor tables, situation ids and the training support of a scenario's phases (``spec``: a
+    ScenarioSpec); it depends on neither the stage lengths nor the seed, so rescaling reuses it."""
+    vocab = {u: i for i, u in enumerate(unit_types)}
     a_ids, e_ids, keys = {}, {}, {}
     raw = []
-    for name in scn.phase_names:
-        ph = scn.spec.phases[name]
+    for name in phase_names:
+        ph = spec.phases[name]
         raw.append((_team_table(ph.agents, vocab, a_ids), _team_table(ph.enemies, vocab, e_ids),
-                    _start_table(ph.start, scn.map, keys), ph))
-    scn.team_ids, scn.start_keys = (a_ids, e_ids), list(keys)
+                    _start_table(ph.start, map_spec, keys), ph))
     n_e, n_s = len(e_ids), len(keys)
-    scn.situation_dims = (n_e, n_s)
-    scn.tables = []
+    tables = []
     for a, e, st, ph in raw:
         s_ids = [keys[k] for k in ph.start.keys()]
         sits = frozenset((x * n_e + y) * n_s + z for x in a.gid.tolist() for y in e.gid.tolist() for z in s_ids)
-        scn.tables.append(PhaseTables(a, e, st, sits))
-    support = set().union(*(scn.tables[scn.phase_names.index(n)].situations for n in scn.train_phases))
-    scn.train_support = torch.tensor(sorted(support), dtype=torch.int64)
-    scn.phase_unseen = {n: not t.situations <= support for n, t in zip(scn.phase_names, scn.tables)}
+        tables.append(PhaseTables(a, e, st, sits))
+    support = set().union(*(tables[phase_names.index(n)].situations for n in train_phases))
+    return CompiledPhases(tables=tuple(tables), team_ids=(a_ids, e_ids), start_keys=tuple(keys),
+                          situation_dims=(n_e, n_s),
+                          train_support=torch.tensor(sorted(support), dtype=torch.int64),
+                          phase_unseen={n: not t.situations <= support for n, t in zip(phase_names, tables)})
 
 
 # ---------------------------------------------------------------- checks that need geometry
@@ -378,9 +394,9 @@ def check_unseen(scn) -> None:
     for seg in scn.segments("deploy"):
         live = [n for n, a, b in zip(scn.phase_names, seg.w_start, seg.w_end) if a > 0 or b > 0]
         for n in live:
-            if scn.phase_unseen[n] and (u is None or seg.start < u):
+            if scn.compiled.phase_unseen[n] and (u is None or seg.start < u):
                 when = "but protocol.unseen_from is not set" if u is None else f"before unseen_from={u}"
                 raise ConfigError(where, f"deploy phase '{n}' (steps {seg.start}-{seg.end}) produces situations "
                                          f"no training phase produces, {when}")
-    if u is not None and not any(scn.phase_unseen[n] for n in scn.deploy_phases):
+    if u is not None and not any(scn.compiled.phase_unseen[n] for n in scn.deploy_phases):
         raise ConfigError(where, f"protocol.unseen_from={u} but no deploy phase produces unseen situations")

@@ -15,6 +15,7 @@ phase can produce.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import torch
@@ -47,20 +48,40 @@ def scenario_path(name_or_path: str | Path) -> Path:
     return p if p.suffix in (".yaml", ".yml") else SCENARIOS_DIR / f"{name_or_path}.yaml"
 
 
+def scenario_id(name_or_path: str | Path) -> str:
+    """A scenario's one identity: its file's stem. ``shifting_spawn``, ``scenarios/shifting_spawn.yaml``
+    and ``/any/dir/shifting_spawn.yaml`` all name MLflow experiment ``ccoma/shifting_spawn``, report
+    folder ``reports/shifting_spawn`` and models ``ccoma-shifting_spawn-<method>``; a file's ``name:``
+    field, when given, must say the same (:func:`load_scenario` checks it)."""
+    return scenario_path(name_or_path).stem
+
+
 def list_scenarios() -> list[str]:
     return sorted(p.stem for p in SCENARIOS_DIR.glob("*.yaml"))
 
 
 def load_scenario(name_or_path: str | Path) -> "Scenario":
-    """Load ``scenarios/<name>.yaml`` (or a path to a YAML file); unknown names list the shipped ones."""
-    from ccoma.config import load_yaml
-    from ccoma.sim.maps import load_map
-    from ccoma.sim.units import load_units
+    """Load ``scenarios/<name>.yaml`` (or a path to a YAML file); unknown names list the shipped ones.
+
+    Parsed and compiled once per process and file content (a Scenario is immutable, so every caller
+    shares it); an edited file is read again."""
+    import hashlib
 
     path = scenario_path(name_or_path)
     if not path.exists():
         raise ConfigError(str(path), f"no such scenario (shipped scenarios: {', '.join(list_scenarios())})")
-    where = str(path)
+    try:
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read file ({exc.strerror})") from None
+    return _load(str(path), str(path.resolve()), digest)
+
+
+@functools.lru_cache(maxsize=32)
+def _load(where: str, resolved: str, digest: str) -> "Scenario":
+    from ccoma.config import load_yaml
+    from ccoma.sim.maps import load_map
+    from ccoma.sim.units import load_units
 
     def map_loader(name):
         try:
@@ -68,7 +89,11 @@ def load_scenario(name_or_path: str | Path) -> "Scenario":
         except ConfigError as exc:
             raise ConfigError(where, f"field 'map': map '{name}': {exc.problem}") from None
 
-    spec = parse_scenario(load_yaml(path), where, path.stem, map_loader, load_units())
+    stem = Path(resolved).stem
+    spec = parse_scenario(load_yaml(where), where, stem, map_loader, load_units())
+    if spec.name != stem:
+        raise ConfigError(where, f"field 'name': '{spec.name}' differs from the file name '{stem}' (a scenario "
+                                 f"is known by its file name in MLflow, reports and the model registry)")
     return Scenario(spec, load_map(spec.map_name))
 
 
@@ -77,9 +102,13 @@ def _scale(x: int, factor: float) -> int:
 
 
 class Scenario:
-    """A validated scenario, ready to produce episode sources for its stages."""
+    """A validated scenario, ready to produce episode sources for its stages.
 
-    def __init__(self, spec: ScenarioSpec, map_spec, scale: tuple[float, float] = (1.0, 1.0)):
+    Immutable once built (``load_scenario`` hands the same object to every caller): ``rescaled``
+    returns a new one, sharing the compiled phase tables (``compiled``, :class:`sampler.CompiledPhases`)."""
+
+    def __init__(self, spec: ScenarioSpec, map_spec, scale: tuple[float, float] = (1.0, 1.0),
+                 compiled: smp.CompiledPhases | None = None):
         from ccoma.sim.units import load_units
 
         self.spec, self.map = spec, map_spec
@@ -97,8 +126,16 @@ class Scenario:
         units = load_units()
         self.geometry = smp.Geometry(map_spec.size, max(units[t].radius for t in self.unit_types),
                                      spec.formation.jitter, spec.formation.rotate, max(self.n_agents, self.n_enemies))
-        self._compile()
-        self._check()
+        self.compiled = compiled or smp.compile_phases(spec, map_spec, self.unit_types, self.phase_names,
+                                                       self.train_phases)
+        smp.check_geometry(self)
+        smp.check_unseen(self)
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_frozen"):  # shared by every caller of load_scenario: read-only
+            raise AttributeError(f"Scenario is immutable (tried to set '{name}'); use rescaled()")
+        super().__setattr__(name, value)
 
     # ------------------------------------------------------------ stages and phases
     def stage_steps(self, stage: str) -> int:
@@ -126,7 +163,7 @@ class Scenario:
         p = self.spec.protocol
         tr = (train_steps / p.train_steps) if train_steps else self._factor["train"]
         de = (deploy_steps / p.deploy_steps) if deploy_steps else self._factor["deploy"]
-        return Scenario(self.spec, self.map, (tr, de))
+        return Scenario(self.spec, self.map, (tr, de), self.compiled)
 
     def segments(self, stage: str) -> list[Segment]:
         """The stage's schedule, cycles expanded, in (rescaled) steps."""
@@ -182,18 +219,11 @@ class Scenario:
         w = tuple(1.0 if n == phase_name else 0.0 for n in self.phase_names)
         return ScenarioSource(self, f"phase:{phase_name}", seed, [Segment(0, 1, "phase", phase_name, w, w)])
 
-    # ------------------------------------------------------------ compiled tables and checks
-    def _compile(self):
-        smp.compile_phases(self)  # sets tables, team_ids, start_keys, train_support, phase_unseen
-
+    # ------------------------------------------------------------ situations
     def situation_id(self, agent_team: torch.Tensor, enemy_team: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         """One int64 per (agent team, enemy team, start situation) triple (the unseen test's key)."""
-        n_e, n_s = self.situation_dims
+        n_e, n_s = self.compiled.situation_dims
         return (agent_team * n_e + enemy_team) * n_s + start
-
-    def _check(self):
-        smp.check_geometry(self)
-        smp.check_unseen(self)
 
     def timeline(self, stage: str, points: int = 200) -> dict:
         """Exact (not sampled) shares over a stage: phases, enemy unit types, start situations.
@@ -205,7 +235,8 @@ class Scenario:
         steps = torch.linspace(0, total - 1, points).round().long().unique()
         w = torch.stack([_weights_at(segs, int(s), self.path) for s in steps])          # [T, P]
         share = torch.zeros(len(self.phase_names), len(self.unit_types), dtype=torch.float64)
-        start = torch.zeros(len(self.phase_names), len(self.start_keys), dtype=torch.float64)
+        start_keys = self.compiled.start_keys
+        start = torch.zeros(len(self.phase_names), len(start_keys), dtype=torch.float64)
         vocab = {u: i for i, u in enumerate(self.unit_types)}
         for i, name in enumerate(self.phase_names):
             ph = self.spec.phases[name]
@@ -213,10 +244,10 @@ class Scenario:
                 for u in ph.enemies.fixed + comp:
                     share[i, vocab[u]] += p / ph.enemies.n_units
             for key, p in ph.start.keys().items():
-                start[i, self.start_keys.index(key)] += p
+                start[i, start_keys.index(key)] += p
         return {"stage": stage, "steps": steps, "phases": w, "phase_names": self.phase_names,
                 "enemy_types": w @ share, "unit_types": self.unit_types, "starts": w @ start,
-                "start_keys": tuple(self.start_keys), "segments": segs,
+                "start_keys": start_keys, "segments": segs,
                 "unseen_from": self.unseen_from if stage == "deploy" else None}
 
     def describe_phase(self, name: str) -> dict[str, str]:
@@ -237,7 +268,7 @@ class Scenario:
         if st.dist_type != "sites":
             starts = f"{st.dist_type} ({starts}; groups {st.groups[0]}-{st.groups[1]})" \
                 if "surrounded" in st.dist_type else f"{st.dist_type}"
-        return {"phase": name, "unseen": "yes" if self.phase_unseen[name] else "no", "agents": team(ph.agents),
+        return {"phase": name, "unseen": "yes" if self.compiled.phase_unseen[name] else "no", "agents": team(ph.agents),
                 "enemies": team(ph.enemies), "start": starts, "description": ph.description}
 
 
@@ -315,12 +346,12 @@ class ScenarioSource:
         for p in torch.unique(phase).tolist():
             sel = phase == p
             ds = d.subset(sel)
-            tab = scn.tables[p]
+            tab = scn.compiled.tables[p]
             ally_t[sel], a_gid = smp.sample_team(tab.agents, ds["agent_comp"], ds["agent_perm"])
             enemy_t[sel], e_gid = smp.sample_team(tab.enemies, ds["enemy_comp"], ds["enemy_perm"])
             ally_p[sel], enemy_p[sel], s_gid = smp.place_teams(tab.start, scn.geometry, ds, self.n_agents,
                                                                self.n_enemies)
             situation[sel] = scn.situation_id(a_gid, e_gid, s_gid)
-        unseen = ~torch.isin(situation, scn.train_support)
+        unseen = ~torch.isin(situation, scn.compiled.train_support)
         return EpisodeSpecs(ally_types=ally_t, enemy_types=enemy_t, ally_pos=ally_p.float(),
                             enemy_pos=enemy_p.float(), phase=phase, unseen=unseen)

@@ -366,7 +366,3 @@ class Tracker:
         from ccoma.tracking.readback import RunReader
 
         return RunReader(self)
-
-    def register_model(self, run: Run, **kwargs) -> int:
-        """``registry.register`` under its old name: ccoma/job.py still calls this one."""
-        return self.registry.register(run, **kwargs)

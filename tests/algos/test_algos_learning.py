@@ -14,14 +14,6 @@ from ccoma.envs.matrix import PAYOFF_2B, TwoStepGame
 JOINT = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine waiting threads
-    slow these loops down many times over; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def train(algo, seed=0, env_steps=16_000):

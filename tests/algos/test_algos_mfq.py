@@ -12,14 +12,6 @@ from ccoma.data.rollout import Rollout
 sim = pytest.importorskip("ccoma.sim.env")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors gain nothing from intra-op threads, and on a busy machine waiting threads
-    slow these loops down many times over; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_mfq_runs_on_25m_and_fits_its_batch():

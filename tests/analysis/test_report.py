@@ -22,10 +22,6 @@ FIGURES = ["fig3_winrate_frozen", "fig4_winrate_continual", "fig5_return_continu
            "performance_profile", "sampling_vs_adaptation"]
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 def _check_png(path):

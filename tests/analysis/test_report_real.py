@@ -56,8 +56,7 @@ def test_report_of_a_real_run(smoke_evaluate):
 
 
 def test_champions_serve_actions(smoke_evaluate):
-    sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))  # importable when this file runs alone
-    from test_e2e_evaluate import check_store, predict_champion
+    from smoke_checks import check_store, predict_champion
 
     check_store(smoke_evaluate.uri, sorted(METHODS))
     predict_champion(smoke_evaluate.uri, "ccoma-shifting_spawn-c-coma")

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from smoke_checks import check_store, predict_champion, series
 
 SMOKE = ["evaluate", "--budget", "smoke", "--no-report", "--workers", "1"]
 
@@ -18,66 +19,6 @@ def ccoma(args, cwd, timeout=300, check=True):
     if check and res.returncode != 0:
         raise AssertionError(f"ccoma {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
     return res
-
-
-def series(frame, method, metric, seed=None):
-    rows = frame[(frame.method == method) & (frame.key == metric)]
-    if seed is not None:
-        rows = rows[rows.seed.astype(int) == seed]
-    rows = rows.sort_values("step")
-    return list(zip(rows.step.tolist(), rows.value.tolist()))
-
-
-def check_store(uri, methods, scenario="shifting_spawn"):
-    from ccoma.tracking import Tracker, load_frame
-
-    frame = load_frame(scenario, tracking_uri=uri)
-    assert set(frame.method.unique()) == set(methods)
-    for m in methods:
-        for seed in sorted(frame[frame.method == m].seed.astype(int).unique()):
-            for key in ("train/win_rate", "train/return", "deploy/win_rate", "deploy/return",
-                        "deploy/test/win_rate", "deploy/test/return",
-                        "eval/known_sites/win_rate", "eval/new_sites/win_rate", "cl/avg_performance"):
-                assert series(frame, m, key, seed), f"{m} seed {seed} has no {key}"
-            steps = [s for s, _ in series(frame, m, "deploy/win_rate", seed)]
-            assert steps == sorted(set(steps)) and steps[-1] == 3000
-            evals = [s for s, _ in series(frame, m, "eval/new_sites/win_rate", seed)]
-            assert evals[0] == 0 and evals[-1] == 3000
-            tests = [s for s, _ in series(frame, m, "deploy/test/win_rate", seed)]
-            assert tests[0] == 0 and tests[-1] == 3000 and len(tests) >= 7
-    tracker = Tracker(uri)
-    runs = tracker.reader.load_runs(scenario)
-    assert set(runs.status) == {"finished"}
-    runs = runs[runs.kind == "method"]
-    parent_id = runs.parent_run_id.iloc[0]
-    parent = tracker.client.get_run(parent_id)
-    assert parent.data.params["budget.train_steps"] == "3000"
-    assert parent.data.params["protocol.unseen_from"] == "600"  # 200K of 1M, rescaled to 3000 deploy steps
-    assert parent.data.tags["ccoma.backend"].startswith("ccoma-sim")
-    arts = {a.path for a in tracker.client.list_artifacts(parent_id)}
-    assert {"config", "scenario"} <= arts
-    child = runs[runs.method == methods[0]].run_id.iloc[0]
-    params = tracker.client.get_run(child).data.params
-    assert params["method"] == methods[0] and params["budget.n_envs"] == "8"
-    models = {r["name"]: r for r in tracker.registry.list_models(scenario) if "champion" in r["aliases"]}
-    assert set(models) == {f"ccoma-{scenario}-{m}" for m in methods}
-    return frame
-
-
-def predict_champion(uri, name):
-    import mlflow.pyfunc
-
-    from ccoma.sim.env import SimEnv
-
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    env = SimEnv.from_map("dynamic_5v5", n_envs=3)
-    env.reset()
-    obs, avail = env.get_obs().numpy(), env.get_avail_actions().numpy()
-    actions = np.asarray(model.predict({"obs": obs, "avail": avail}))
-    assert actions.shape == (3, 5)
-    assert avail[np.arange(3)[:, None], np.arange(5)[None, :], actions].all()
 
 
 def test_evaluate_smoke_sqlite(smoke_evaluate):

@@ -10,14 +10,6 @@ from ccoma.data.rollout import Rollout, evaluate
 from ccoma.envs.base import StepOut
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors gain nothing from intra-op threads, and on a busy machine waiting threads
-    slow these loops down many times over; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 LIMIT = 4
