@@ -11,7 +11,6 @@ the same steps and values and skipped by the tracker, so no point is lost or dup
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
@@ -20,9 +19,8 @@ from ccoma.job import artifacts, evaluation, strategy, summary
 from ccoma.job.envs import make_env
 from ccoma.job.spec import JobSpec, job_dir, progress_file, stages
 from ccoma.job.state import StageState
+from ccoma.job.weights import FINAL_LEVEL, trained_weights
 from ccoma.seeds import seed_for
-
-FINAL_LEVEL = 10 ** 12  # a schedule step past every anneal: the exploration schedule's final level
 
 
 class Job:
@@ -56,38 +54,13 @@ class Job:
         self.initial = self.learner.state_dict()   # untrained weights: a from-scratch reference starts here
         self.states = [StageState(s) for s in stages(spec)]
         # the trained weights, and the exploration-schedule step at which training ended
-        self.trained, self.trained_t = self._initial_weights(spec.init_from) if spec.init_from else (None, 0)
+        self.trained, self.trained_t = trained_weights(spec.init_from, self.learner, spec.algo) if spec.init_from \
+            else (None, 0)
         self.stage_index = 0
-        self._log_method_params()
-
-    def _log_method_params(self) -> None:
-        """Each method's parameter budget and exploration, as MLflow params (the report prints them)."""
-        for mode, run in self.runs.items():
-            kind = "train" if all(s.stage.is_train for s in self.states) else mode
-            params = strategy.parameter_counts(self.learner, kind, self.spec.continual)
-            params["exploration"] = strategy.exploration_text(self.learner, mode, self.trained_t or
-                                                              self.spec.budget.train_steps)
-            if mode == "reference":
-                params["reference.phase"], params["reference.steps"] = self.spec.reference
-            run.log_params(params)
-
-    def _initial_weights(self, path: str) -> tuple[dict, int]:
-        """(trained weights, exploration step at the end of training) from a ccoma checkpoint, or the
-        agent network of a policy directory (other networks - critic, mixer - then start fresh; its
-        exploration is the schedule's final level)."""
-        from ccoma.errors import CcomaError
-
-        p = Path(path)
-        if p.is_dir():
-            agent = torch.load(p / "agent.pt", map_location="cpu", weights_only=True)
-            self.learner.networks()["agent"].load_state_dict(agent)
-            return self.learner.state_dict(), FINAL_LEVEL
-        state = ckpt.load(p)
-        if state.get("algo") != self.spec.algo:
-            raise CcomaError(f"checkpoint {p} holds a '{state.get('algo')}' learner, not '{self.spec.algo}' (--algo)")
-        if not state.get("trained"):
-            raise CcomaError(f"checkpoint {p} holds no finished training stage")
-        return state["trained"], int(state.get("trained_t", FINAL_LEVEL))
+        train_only = all(s.stage.is_train for s in self.states)
+        for mode, run in self.runs.items():  # each method's parameter budget and exploration (the report prints them)
+            run.log_params(strategy.method_params(self.learner, "train" if train_only else mode, spec,
+                                                  self.trained_t or b.train_steps))
 
     # ------------------------------------------------------------------------------ plumbing
     def _run_of(self, state: StageState):
@@ -165,7 +138,9 @@ class Job:
         env = make_env(spec, self.scenario, source, spec.budget.n_envs, seed_for(spec.seed, f"{kind}_env"))
         if s.mode == "continual":
             # on a fresh start and a resume alike, toward the trained weights
-            strategy.anchor(self.learner, spec.continual, self._fisher_episodes, self.trained_t)
+            strategy.anchor(self.learner, spec.continual, self.trained_t,
+                            lambda: strategy.fisher_sampler(spec, self.scenario, self.learner, self.env_info,
+                                                            self.trained_t))
         if saved is not None:
             self.learner.load_state_dict(saved["learner"])
         rollout = Rollout(env, self.learner, buffer, mode=act.mode)
@@ -229,51 +204,13 @@ class Job:
                 self._save(stage, rng, buffer)
                 self._flush(stage)
 
-    def _fisher_episodes(self):
-        """A sampler of training-distribution episodes for the EWC Fisher."""
-        from ccoma.data.buffer import EpisodeBuffer
-        from ccoma.data.rollout import Rollout
-
-        spec = self.spec
-        seed = seed_for(spec.seed, "fisher")
-        env = make_env(spec, self.scenario, self.scenario.source("train", seed=seed), spec.budget.n_envs, seed,
-                       compile=False)
-        need = self.learner.config.batch_size
-        buf = EpisodeBuffer(self.learner.scheme(), self.env_info["n_agents"], self.env_info["episode_limit"],
-                            need * 2, spec.device)
-        roll = Rollout(env, self.learner, buf, mode="explore")   # the deployed behaviour policy
-        roll.schedule_t = self.trained_t
-        while len(buf) < need:
-            roll.step()
-        return lambda: buf.sample(need)
-
     def _render(self, stage: StageState, when: str) -> None:
         artifacts.render(self.spec, self.scenario, self.learner, stage, when, self.dir, self.runs[stage.stage.mode])
 
     # --------------------------------------------------------------------------------- finish
     def _finish(self) -> dict:
-        out = {"algo": self.spec.algo, "seed": self.spec.seed, "methods": {}, "checkpoint": str(self.ckpt_path)}
-        if all(s.stage.is_train for s in self.states):
-            for mode, run in self.runs.items():
-                run.finish("finished")
-                out["methods"][self.spec.methods[mode]] = {"run_id": run.run_id, "mode": "train",
-                                                           "series": self.states[0].series, "evals": [], "cl": {}}
-            return out
-        for stage in [s for s in self.states if not s.stage.is_train]:
-            mode = stage.stage.mode
-            method, run = self.spec.methods[mode], self.runs[mode]
-            if stage.stage.is_reference:  # its eval/<phase> curve is what forward transfer reads
-                run.finish("finished")
-                out["methods"][method] = {"run_id": run.run_id, "mode": mode, "series": stage.series,
-                                          "test": stage.tests, "evals": stage.evals, "cl": {}}
-                continue
-            cl, tags = summary.cl_summary(self.scenario, stage, self.spec.budget.deploy_steps)
-            run.log_series([(f"cl/{k}", v, stage.steps) for k, v in cl.items() if v == v])
-            if tags:
-                run.set_tags(tags)
-            run.finish("finished")
-            out["methods"][method] = {"run_id": run.run_id, "mode": mode, "series": stage.series,
-                                      "test": stage.tests, "evals": stage.evals, "cl": cl}
+        out = {"algo": self.spec.algo, "seed": self.spec.seed, "checkpoint": str(self.ckpt_path)}
+        out["methods"] = summary.finish_runs(self.spec, self.scenario, self.states, self.runs)
         return out
 
 

@@ -76,7 +76,7 @@ def exploration_text(learner, mode: str, trained_t: int) -> str:
     return f"{schedule}; deployed at {learner.exploration(trained_t):.4g} (the level when training ended)"
 
 
-def anchor(learner, continual: ContinualConfig, fisher_episodes=None, schedule_t: int = 0) -> None:
+def anchor(learner, continual: ContinualConfig, schedule_t: int = 0, fisher_episodes=None) -> None:
     """Attach the anchor toward the current (trained) weights. ``fisher_episodes()`` returns a
     callable that samples a batch of training-distribution episodes played by the deployed behaviour
     policy (EWC only); ``schedule_t`` is that policy's exploration step."""
@@ -87,3 +87,31 @@ def anchor(learner, continual: ContinualConfig, fisher_episodes=None, schedule_t
         sample = fisher_episodes()
         fisher = anchors.fisher_diagonal(learner, sample, continual.fisher_batches, t_env=schedule_t)
     anchors.attach(learner, continual.anchor, continual.anchor_weight, fisher)
+
+
+def method_params(learner, mode: str, spec, trained_t: int) -> dict:
+    """The MLflow params of one method's run: parameter budget, exploration, reference stage."""
+    params = parameter_counts(learner, mode, spec.continual)
+    params["exploration"] = exploration_text(learner, mode, trained_t)
+    if mode == "reference":
+        params["reference.phase"], params["reference.steps"] = spec.reference
+    return params
+
+
+def fisher_sampler(spec, scenario, learner, env_info: dict, schedule_t: int):
+    """A sampler of training-distribution episodes for the EWC Fisher, played by the deployed
+    behaviour policy (exploration held at ``schedule_t``), from the job's ``fisher`` seed stream."""
+    from ccoma.data.buffer import EpisodeBuffer
+    from ccoma.data.rollout import Rollout
+    from ccoma.job.envs import make_env
+    from ccoma.seeds import seed_for
+
+    seed = seed_for(spec.seed, "fisher")
+    env = make_env(spec, scenario, scenario.source("train", seed=seed), spec.budget.n_envs, seed, compile=False)
+    need = learner.config.batch_size
+    buf = EpisodeBuffer(learner.scheme(), env_info["n_agents"], env_info["episode_limit"], need * 2, spec.device)
+    roll = Rollout(env, learner, buf, mode="explore")
+    roll.schedule_t = schedule_t
+    while len(buf) < need:
+        roll.step()
+    return lambda: buf.sample(need)

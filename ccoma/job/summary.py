@@ -52,3 +52,27 @@ def cl_summary(scenario, state: StageState, deploy_steps: int) -> tuple[dict[str
     tags = {f"ccoma.recovered.{name}": "true" if cl.get(f"recovered/{name}") else "false"
             for name in at if f"recovered/{name}" in cl}
     return cl, tags
+
+
+def finish_runs(spec, scenario, states: list[StageState], runs: dict) -> dict:
+    """Log each deployment's CL summary, finish every method run, and return {method: results}."""
+    out = {}
+    if all(s.stage.is_train for s in states):  # `ccoma train`: the training stage only
+        for mode, run in runs.items():
+            run.finish("finished")
+            out[spec.methods[mode]] = {"run_id": run.run_id, "mode": "train", "series": states[0].series,
+                                       "evals": [], "cl": {}}
+        return out
+    for stage in [s for s in states if not s.stage.is_train]:
+        mode = stage.stage.mode
+        method, run = spec.methods[mode], runs[mode]
+        cl = {}
+        if not stage.stage.is_reference:  # a reference's eval/<phase> curve is what forward transfer reads
+            cl, tags = cl_summary(scenario, stage, spec.budget.deploy_steps)
+            run.log_series([(f"cl/{k}", v, stage.steps) for k, v in cl.items() if v == v])
+            if tags:
+                run.set_tags(tags)
+        run.finish("finished")
+        out[method] = {"run_id": run.run_id, "mode": mode, "series": stage.series, "test": stage.tests,
+                       "evals": stage.evals, "cl": cl}
+    return out

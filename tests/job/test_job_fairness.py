@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
 
 from ccoma.algos.coma import COMALearner
 
@@ -74,7 +73,9 @@ def test_deployment_explores_at_the_level_training_ended(harness):
     assert eps and all(abs(e - expected) < 1e-9 for e in eps), (eps, expected)
     assert f"deployed at {expected:.4g}" in client.get_run(run_id).data.params["exploration"]
     # the checkpoint carries the level: an older one without it would deploy at the final level
-    state = torch.load(harness["trained"]["checkpoint"], weights_only=True)
+    from ccoma import checkpoint
+
+    state = checkpoint.load(harness["trained"]["checkpoint"])
     assert state["trained_t"] == 3_000
 
 
