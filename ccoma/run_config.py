@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ccoma.algos.registry import DEFAULT_METHODS, PAPER_METHODS, method, methods  # the one method list
+from ccoma.algos.registry import DEFAULT_METHODS, method, methods  # the one method list
 from ccoma.config import build, doc
 from ccoma.errors import ConfigError
 

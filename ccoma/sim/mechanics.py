@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from ccoma.sim.units import COL, GAME_LOOPS_PER_SECOND
+from ccoma.sim.units import GAME_LOOPS_PER_SECOND
 
 HEAL = 4  # order kind: heal the order's target (an ally); engine.IDLE..AMOVE are 0..3
 

@@ -38,10 +38,8 @@ parallel envs, pymarl's ``t_env``). Artifacts go under ``config/``, ``scenario/`
 from __future__ import annotations
 
 import functools
-import io
-import itertools
-import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -52,7 +50,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
 from ccoma.errors import CcomaError, excerpt
-from ccoma.store_guard import OPEN_RUNS, Retrying, fail_open_runs, literal, reason_line  # noqa: F401
+from ccoma.store_guard import OPEN_RUNS, Retrying, literal, reason_line
 from ccoma.tracking.schema import STATUSES, chunks, experiment_name, flatten_params, probe, resolve_uri
 
 if TYPE_CHECKING:

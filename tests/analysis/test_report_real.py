@@ -1,25 +1,14 @@
 """The report of a real smoke-budget run: frame content, figures, HTML, renders (see conftest.smoke_evaluate)."""
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
 from test_report import FIGURES, _check_png
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-METHODS = {"c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn"}
-# the smoke run has the paper's six methods only: no COMA-explore control, so no sampling figure
-REAL_FIGURES = [f for f in FIGURES if f != "sampling_vs_adaptation"]
-
-
-def _needs_greedy_series(uri):
-    """The report's tables and figures read the greedy test series the harness logs since issue 9."""
-    from analysis import frame as fr
-
-    data = fr.load(["shifting_spawn"], uri)["shifting_spawn"]
-    if not (data.metrics.key == fr.TEST_KEY).any():
-        pytest.xfail("this harness logs no deploy/test/win_rate yet (issue 9's greedy test series)")
+# the smoke run's default methods: the paper's six and the COMA-explore control
+METHODS = {"c-coma", "coma", "qmix", "vdn", "c-qmix", "c-vdn", "coma-explore"}
+REAL_FIGURES = list(FIGURES)
 
 
 def test_frame_of_a_real_run(smoke_evaluate):
@@ -32,7 +21,8 @@ def test_frame_of_a_real_run(smoke_evaluate):
     assert set(df.seed.astype(int).unique()) == {0, 1}
     win = df[df.key == "deploy/win_rate"]
     assert win.step.max() == 3000 and win.value.between(0, 1).all()
-    assert set(win["mode"]) == {"frozen", "continual"}
+    assert set(win["mode"]) == {"frozen", "continual", "frozen-explore"}
+    assert (df.key == fr.TEST_KEY).any()  # the greedy test series, the report's headline
     evals = df[df.key.str.startswith("eval/")]
     assert set(evals.phase.dropna()) >= {"known_sites", "new_sites"}
 
@@ -41,7 +31,6 @@ def test_report_of_a_real_run(smoke_evaluate):
     out = smoke_evaluate.root / "reports" / "shifting_spawn"
     md_path, html_path = out / "report.md", out / "report.html"
     assert md_path.exists() and html_path.exists(), smoke_evaluate.stdout
-    _needs_greedy_series(smoke_evaluate.uri)
     for name in REAL_FIGURES:
         _check_png(out / "figures" / "shifting_spawn" / f"{name}.png")
     md, page = md_path.read_text(), html_path.read_text()
