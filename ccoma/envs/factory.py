@@ -84,12 +84,14 @@ def _map_spec(map_or_scenario):
 
 
 def make(backend: str, map_or_scenario, n_envs: int = 1, seed: int = 0, device="cpu", source=None,
-         config=None, compile: bool = False, env_seeds=None):
+         config=None, compile: bool = False, env_seeds=None, obs_options=None, reward_options=None):
     """A batched env of ``n_envs`` environments of ``backend`` on a map (or a scenario's map).
 
     ``source`` deals the episodes (default: the map's own rosters and spawns). ``config`` is a mapping of
     overrides (or the config object) of the backend: ``ccoma.sim.engine.SimConfig`` for ``sim``,
-    ``ccoma.envs.sc2.config.Sc2Config`` for ``sc2``. ``compile`` only affects ``sim``.
+    ``ccoma.envs.sc2.config.Sc2Config`` for ``sc2``. ``compile`` only affects ``sim``. ``obs_options`` /
+    ``reward_options`` are SMAC's observation and reward options (the SMAC view's); the StarCraft II
+    backend builds SMAC's default features only, so other options are refused there.
     """
     from ccoma.config import build
 
@@ -100,9 +102,15 @@ def make(backend: str, map_or_scenario, n_envs: int = 1, seed: int = 0, device="
 
         cfg = config if isinstance(config, SimConfig) else build(SimConfig, config or {}, "sim")
         return SimEnv(spec, n_envs, source=source, config=cfg, device=device, seed=seed, env_seeds=env_seeds,
-                      compile=compile)
+                      compile=compile, obs_options=obs_options, reward_options=reward_options)
     if backend == "sc2":
         check("sc2")
+        from ccoma.sim.observe import ObsOptions
+        from ccoma.sim.reward import RewardOptions
+
+        if (obs_options or ObsOptions()) != ObsOptions() or (reward_options or RewardOptions()) != RewardOptions():
+            raise ConfigError("--backend", "sc2 builds SMAC's default observations and rewards only; "
+                                           "non-default SMAC options need backend sim")
         from ccoma.envs.sc2.config import Sc2Config
         from ccoma.envs.sc2.env import Sc2Env
 

@@ -154,7 +154,10 @@ class Job:
             source.set_step(stage.t)
             rollout.reset()
             self._flush(stage)  # points saved with the checkpoint; the tracker skips those it holds
-        self._loop(stage, env, source, rollout, buffer, act)
+        try:
+            self._loop(stage, env, source, rollout, buffer, act)
+        finally:
+            getattr(env, "close", lambda: None)()  # sc2: end the game processes
         if not s.is_train and not s.is_reference:
             if s.mode == "continual":
                 self._render(stage, "after")
@@ -190,6 +193,8 @@ class Job:
             self._progress()
             stage.record_episodes(stats)
             stage.log_online(losses)
+            for key, value in getattr(env, "stats", {}).items():  # sc2: games restarted, episodes dropped
+                stage.points.append((f"{s.prefix}/env/{key}", float(value), stage.t))
             last = stage.t >= stage.steps
             if not s.is_train and ((i + 1) % eval_every == 0 or last):
                 evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)

@@ -94,17 +94,16 @@ class StarCraft2Env(MultiAgentEnv):
                                                for f in dataclasses.fields(RewardOptions)})
 
     def _make_sim(self, a: dict) -> None:
+        from ccoma.envs import make
         from ccoma.sim.engine import SimConfig
-        from ccoma.sim.env import SimEnv
-        from ccoma.sim.maps import load_map
 
         cfg = dataclasses.replace(a["config"] or SimConfig(), step_mul=self._step_mul,
                                   move_amount=float(self._move_amount),
                                   reward_death_value=float(a["reward_death_value"]),
                                   reward_win=float(a["reward_win"]), reward_scale_rate=float(a["reward_scale_rate"]))
-        self._env = env = SimEnv(load_map(self.map_name), 1, source=a["source"], config=cfg, device=a["device"],
-                                 seed=self._seed, env_seeds=torch.tensor([self._seed]), compile=a["compile"],
-                                 obs_options=self.obs_options, reward_options=self.reward_options)
+        self._env = env = make("sim", self.map_name, 1, self._seed, a["device"], source=a["source"], config=cfg,
+                               compile=a["compile"], env_seeds=torch.tensor([self._seed]),
+                               obs_options=self.obs_options, reward_options=self.reward_options)
         L = env.layout
         self.n_agents, self.n_enemies = env.n_agents, env.n_enemies
         self.n_actions, self.episode_limit = env.n_actions, env.episode_limit
