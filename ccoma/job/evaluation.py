@@ -24,6 +24,7 @@ def matrix_row(spec, scenario, learner, state: StageState, episodes: int) -> Non
         env = make_env(spec, scenario, scenario.phase_source(phase, seed=seed), min(episodes, 16), seed,
                        compile=False)  # short runs: eager
         stats = evaluate(env, learner, episodes)
+        getattr(env, "close", lambda: None)()  # sc2: end its game processes
         row["win_rate"][phase] = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
         row["return"][phase] = float(stats["return"].mean()) if stats["return"].numel() else 0.0
         state.points += [(f"eval/{phase}/win_rate", row["win_rate"][phase], state.t),
@@ -48,6 +49,7 @@ def test_point(spec, scenario, learner, state: StageState, episodes: int) -> Non
     env = make_env(spec, scenario, source, min(episodes, 64), seed, compile=False)
     rng = torch.get_rng_state()
     stats = evaluate(env, learner, episodes)
+    getattr(env, "close", lambda: None)()
     torch.set_rng_state(rng)
     win = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
     ret = float(stats["return"].mean()) if stats["return"].numel() else 0.0
