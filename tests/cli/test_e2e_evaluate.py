@@ -41,17 +41,29 @@ def test_evaluate_smoke_sqlite(smoke_evaluate):
 
 
 def test_every_method_the_cli_lists_runs_end_to_end(tmp_path):
-    """One smoke evaluate over every registered method: no failed job, every model served."""
+    """One smoke evaluate over every registered method (and --reference): no failed job, every model
+    served, and a from-scratch reference per learner on the unseen phase, timed by its own steps."""
     from ccoma.algos.registry import methods
+    from ccoma.tracking import Tracker, load_frame
 
     names = list(methods())
-    args = ["evaluate", "--budget", "smoke", "--no-report", "--workers", "2", "--seed", "0"]
+    args = ["evaluate", "--budget", "smoke", "--no-report", "--workers", "2", "--seed", "0", "--reference"]
     res = ccoma(args + [a for m in names for a in ("-m", m)], tmp_path, timeout=900)
     assert "5 jobs finished, 0 failed" in res.stdout, res.stdout
-    frame = check_store(f"sqlite:///{tmp_path / 'mlflow.db'}", names)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    frame = load_frame("shifting_spawn", tracking_uri=uri)
+    refs = frame[frame.method.str.endswith("-reference")]
+    assert set(refs.method) == {f"{a}-reference" for a in ("coma", "qmix", "vdn", "iql", "mfq")}
+    # the reference trains only on the unseen phase, for as long as it lasts (3000 - 600 steps)
+    steps = refs[refs.key == "eval/new_sites/win_rate"].groupby("method").step.max()
+    assert (steps == 2400).all(), steps
+    run = Tracker(uri).client.get_run(refs.run_id.iloc[0]).data
+    assert run.params["reference.phase"] == "new_sites" and run.tags["ccoma.mode"] == "reference"
+    assert not [m for m in Tracker(uri).registry.list_models("shifting_spawn") if m["name"].endswith("-reference")]
+    frame = check_store(uri, names, exclude_suffix="-reference")
     assert set(frame.method) == set(names)
-    predict_champion(f"sqlite:///{tmp_path / 'mlflow.db'}", "ccoma-shifting_spawn-mfq")
-    predict_champion(f"sqlite:///{tmp_path / 'mlflow.db'}", "ccoma-shifting_spawn-c-mfq")
+    predict_champion(uri, "ccoma-shifting_spawn-mfq")
+    predict_champion(uri, "ccoma-shifting_spawn-c-mfq")
 
 
 def test_evaluate_smoke_server(tmp_path, mlflow_server):
