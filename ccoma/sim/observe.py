@@ -261,6 +261,8 @@ class Observer:
         xy = (pos - self.arena / 2) / self.arena
         bits = self._type_bits(b.types[idx])
         cd = b.cooldown[idx] / stats[..., COL["cooldown_norm"]]
+        if self.mech is not None and self.mech.heal:  # SMAC: a medivac's slot holds its energy / 200
+            cd = torch.where(stats[..., COL["heal"]] > 0, b.energy[idx] / stats[..., COL["cooldown_norm"]], cd)
         ally = [health[:, :N, None], cd[:, :N, None], xy[:, :N]]
         if L.ally_shield:
             ally.append(shield[:, :N, None])

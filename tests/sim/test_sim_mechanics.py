@@ -148,3 +148,21 @@ def test_mechanics_switch_on_only_where_the_roster_needs_them(name, on):
     m = SimEnv(load_map(name), 1).mech
     flags = {f for f in ("heal", "splash", "suicide", "air", "static") if getattr(m, f)}
     assert flags == on
+
+
+def test_state_holds_a_medivacs_energy_in_its_cooldown_slot():
+    """SMAC's get_state: a medivac's second ally feature is energy / 200, not a weapon cooldown."""
+    env = SimEnv.from_map("MMM", n_envs=2)
+    env.reset()
+    b = env.battle
+    b.energy[:, : env.n_agents] = torch.linspace(20, 180, env.n_agents)
+    state = env.observer.state(b, env.last_actions)
+    L = env.layout
+    width = 4 + L.ally_shield + L.n_types          # health, cooldown/energy, x, y, (shield), type bits
+    ally = state[:, : L.n_agents * width].reshape(2, L.n_agents, width)
+    medivac = [i for i, n in enumerate(env.map.agents) if n == "medivac"]
+    assert medivac
+    for i in medivac:
+        assert torch.allclose(ally[:, i, 1], b.energy[:, i] / 200.0)
+    others = [i for i in range(L.n_agents) if i not in medivac]
+    assert not torch.allclose(ally[:, others, 1], b.energy[:, others] / 200.0)
