@@ -34,7 +34,7 @@ def test_report_skips_newer_failed_and_dangling_parents(logged_runs):
     dangling = tracker.evaluate_run(logged_runs.scenario, "killed", backend="ccoma-sim 1.0", budget="smoke")
     failed = tracker.evaluate_run(logged_runs.scenario, "broken", backend="ccoma-sim 1.0", budget="smoke")
     failed.finish("failed", "MLflow server unreachable")
-    runs = tracker.load_runs(logged_runs.scenario)
+    runs = tracker.reader.load_runs(logged_runs.scenario)
     assert set(runs.parent_run_id[runs.kind == "method"]) == {logged_runs.parent_run_id}
     assert tracker.skipped_parents == {dangling.run_id: (logged_runs.scenario, "running"),
                                        failed.run_id: (logged_runs.scenario, "failed")}

@@ -55,5 +55,5 @@ def test_kills_during_first_setup_leave_a_store_that_works(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("mlflow.db*")) == ["mlflow.db", "mlflow.db.lock"]
     from ccoma.tracking import Tracker
 
-    runs = Tracker(f"sqlite:///{db}").load_runs("shifting_spawn")
+    runs = Tracker(f"sqlite:///{db}").reader.load_runs("shifting_spawn")
     assert set(runs.status) == {"finished"} and len(runs) == 2
