@@ -166,8 +166,8 @@ def _smac_block(raw, where: str, agents: tuple[str, ...], enemies: tuple[str, ..
     for key in ("map_type", "unit_type_bits"):
         if key not in raw:
             raise ConfigError(where, f"missing field 'smac.{key}'")
-    if raw["map_type"] not in SMAC_MAP_TYPES:
-        raise ConfigError(where, f"field 'smac.map_type': unknown SMAC map type {raw['map_type']!r} "
+    if not isinstance(raw["map_type"], str) or raw["map_type"] not in SMAC_MAP_TYPES:
+        raise ConfigError(where, f"field 'smac.map_type': unknown SMAC map type {excerpt(raw['map_type'])} "
                                  f"(known: {', '.join(SMAC_MAP_TYPES)})")
     bits = raw["unit_type_bits"]
     if isinstance(bits, bool) or not isinstance(bits, int) or bits < 0:
@@ -177,8 +177,9 @@ def _smac_block(raw, where: str, agents: tuple[str, ...], enemies: tuple[str, ..
         names = raw.get(key, sorted(set(team)) if bits == 0 else None)
         if names is None:
             raise ConfigError(where, f"missing field 'smac.{key}' (required when unit_type_bits > 0)")
-        if not isinstance(names, list) or len(set(names)) != len(names):
-            raise ConfigError(where, f"field 'smac.{key}' should be a list of distinct unit names")
+        if (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+                or len(set(names)) != len(names)):
+            raise ConfigError(where, f"field 'smac.{key}' should be a list of distinct unit names, got {excerpt(names)}")
         missing = sorted(set(team) - set(names))
         if missing:
             raise ConfigError(where, f"field 'smac.{key}' does not list unit '{missing[0]}' of its team")

@@ -110,3 +110,15 @@ def test_bad_split_spawns_and_goal(tmp_path, mutate, field):
     with pytest.raises(ConfigError) as err:
         load_map(write_map(tmp_path, mutate))
     assert field in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda d: d.update(smac={"map_type": "stalkers_and_zealots", "unit_type_bits": 2,
+                              "agent_types": [[]], "enemy_types": ["zealot", "stalker"]}), "smac.agent_types"),
+    (lambda d: d.update(smac={"map_type": ["marines"], "unit_type_bits": 0}), "smac.map_type"),
+])
+def test_bad_smac_block_is_one_line(tmp_path, mutate, field):
+    """Found by the fuzz suite: a list inside a unit-type order raised TypeError (unhashable)."""
+    with pytest.raises(ConfigError) as err:
+        load_map(write_map(tmp_path, mutate))
+    assert field in str(err.value) and "\n" not in str(err.value)
