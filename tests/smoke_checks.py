@@ -10,7 +10,7 @@ def series(frame, method, metric, seed=None):
     return list(zip(rows.step.tolist(), rows.value.tolist()))
 
 
-def check_store(uri, methods, scenario="shifting_spawn", exclude_suffix=None):
+def check_store(uri, methods, scenario="shifting_spawn", exclude_suffix=None, steps_per_stage=3000):
     from ccoma.tracking import Tracker, load_frame
 
     frame = load_frame(scenario, tracking_uri=uri)
@@ -24,11 +24,11 @@ def check_store(uri, methods, scenario="shifting_spawn", exclude_suffix=None):
                         "eval/known_sites/win_rate", "eval/new_sites/win_rate", "cl/avg_performance"):
                 assert series(frame, m, key, seed), f"{m} seed {seed} has no {key}"
             steps = [s for s, _ in series(frame, m, "deploy/win_rate", seed)]
-            assert steps == sorted(set(steps)) and steps[-1] == 3000
+            assert steps == sorted(set(steps)) and steps[-1] == steps_per_stage
             evals = [s for s, _ in series(frame, m, "eval/new_sites/win_rate", seed)]
-            assert evals[0] == 0 and evals[-1] == 3000
+            assert evals[0] == 0 and evals[-1] == steps_per_stage
             tests = [s for s, _ in series(frame, m, "deploy/test/win_rate", seed)]
-            assert tests[0] == 0 and tests[-1] == 3000 and len(tests) >= 7
+            assert tests[0] == 0 and tests[-1] == steps_per_stage and len(tests) >= 7
     tracker = Tracker(uri)
     runs = tracker.reader.load_runs(scenario)
     assert set(runs.status) == {"finished"}
@@ -37,8 +37,9 @@ def check_store(uri, methods, scenario="shifting_spawn", exclude_suffix=None):
         runs = runs[~runs.method.str.endswith(exclude_suffix)]
     parent_id = runs.parent_run_id.iloc[0]
     parent = tracker.client.get_run(parent_id)
-    assert parent.data.params["budget.train_steps"] == "3000"
-    assert parent.data.params["protocol.unseen_from"] == "600"  # 200K of 1M, rescaled to 3000 deploy steps
+    assert parent.data.params["budget.train_steps"] == str(steps_per_stage)
+    # unseen situations from 200K of 1M deployment steps, rescaled
+    assert parent.data.params["protocol.unseen_from"] == str(steps_per_stage // 5)
     assert parent.data.tags["ccoma.backend"].startswith("ccoma-sim")
     arts = {a.path for a in tracker.client.list_artifacts(parent_id)}
     assert {"config", "scenario"} <= arts
