@@ -11,7 +11,7 @@ Layout. One experiment per scenario, ``ccoma/<scenario>``. One parent run per ``
 (tags ``ccoma.kind=evaluate``, ``ccoma.scenario``, ``ccoma.backend`` e.g. "ccoma-sim 1.0",
 ``ccoma.budget``, ``ccoma.run_key``, ``ccoma.status``), found again by its run key. One child run per
 (method, seed) (tags ``ccoma.kind=method``, ``ccoma.method`` e.g. ``c-coma``, ``ccoma.algo`` (the
-learner), ``ccoma.mode`` frozen|continual, ``ccoma.seed``, ``ccoma.status``
+learner), ``ccoma.mode`` frozen|continual|frozen-explore|reference, ``ccoma.seed``, ``ccoma.status``
 running|finished|failed|interrupted). Params: the resolved config flattened (``a.b.c``), including
 ``protocol.unseen_from``, ``budget.train_steps``, ``budget.deploy_steps``.
 
@@ -21,19 +21,20 @@ Metric schema (every point has an explicit step):
 ``train/win_rate``, ``train/return``  rolling over the last 30 training episodes; step = training env steps
 ``train/loss/<name>``                 learner losses; step = training env steps
 ``deploy/win_rate``, ``deploy/return`` online, last 30 deployment episodes; step = deployment env steps
+``deploy/test/win_rate|return``       the headline: greedy test episodes from the deployment's current
+                                      distribution, the same for every method; step = deployment env steps
 ``deploy/loss/<name>``                losses of continual updates; step = deployment env steps
 ``eval/<phase>/win_rate|return``      greedy evaluation on a phase's distribution; step = deployment env
                                       step when it ran (0 = end of training)
-``cl/avg_performance``, ``cl/bwt``,   continual-learning summaries; step = last deployment step
-``cl/forward_transfer``,
-``cl/forgetting/<phase>``,
-``cl/recovery_steps/<shift>``         absent when never recovered: tag ``ccoma.recovered.<shift>=false``
+``cl/avg_performance``, ``cl/bwt``,   continual-learning summaries (docs/metrics.md); step = last deployment
+``cl/forgetting/<phase>``,            step; recovery on the greedy test series; ``cl/recovery_steps/<shift>``
+``cl/recovered/<shift>``, ...         absent when never recovered: tag ``ccoma.recovered.<shift>=false``
 =================================  ==================================================================
 
 A step is one agent-decision step of all environments counted per environment (env steps summed over
 parallel envs, pymarl's ``t_env``). Artifacts go under ``config/``, ``scenario/``, ``checkpoints/``,
 ``figures/``, ``report/``, ``renders/``. Deployed models are registered as ``ccoma-<scenario>-<method>``
-(pyfunc, see :class:`ccoma.tracking.registry.PolicyModel`); the best version by deployment win rate holds alias ``champion``.
+(pyfunc, see :class:`ccoma.tracking.registry.PolicyModel`); the best version by mean greedy test win rate holds alias ``champion``.
 """
 from __future__ import annotations
 
