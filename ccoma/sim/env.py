@@ -125,7 +125,40 @@ def compile_options(capability: str | None = None) -> dict:
 COMPILE_OPTIONS = compile_options()
 
 
-class SimEnv:
+class BattleViews:
+    """The env contract's read side for envs that hold a simulator ``Battle`` (the simulator, and the
+    StarCraft II backend, which copies the game's raw units into one): the cached observations, the
+    env info and the random-state save/restore checkpoints need. Needs ``_obs``, ``_state``,
+    ``_avail``, ``battle``, ``generator``, ``map``, the layout's sizes and ``_build()``."""
+
+    def get_obs(self) -> torch.Tensor:  # [B, N, obs_dim]
+        return self._obs
+
+    def get_state(self) -> torch.Tensor:  # [B, state_dim]
+        return self._state
+
+    def get_avail_actions(self) -> torch.Tensor:  # [B, N, A] bool
+        return self._avail
+
+    def get_env_info(self) -> dict:
+        return {"state_shape": self.state_dim, "obs_shape": self.obs_dim, "n_actions": self.n_actions,
+                "n_agents": self.n_agents, "n_enemies": self.n_enemies, "episode_limit": self.episode_limit,
+                "unit_types": list(self.unit_types), "map_name": self.map.name}
+
+    def get_rng_state(self) -> dict:
+        """The episode generator and each environment's episode counter (keys of the keyed streams)."""
+        episodes = self.battle.episode.cpu().clone() if self.battle is not None else None
+        return {"generator": self.generator.get_state(), "episodes": episodes}
+
+    def set_rng_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        if state.get("episodes") is not None:
+            if self.battle is None:
+                self._build()
+            self.battle.episode.copy_(state["episodes"].to(self.battle.episode.device))
+
+
+class SimEnv(BattleViews):
     """B StarCraft II-style battles stepped together on one device (CPU or CUDA)."""
 
     def __init__(self, map_spec: MapSpec, n_envs: int, source: EpisodeSource | None = None,
@@ -312,31 +345,4 @@ class SimEnv:
                       phase=self.phase.clone(), unseen=self.unseen.clone(),
                       obs=self._obs, state=self._state, avail=self._avail)
         return out
-
-    # ------------------------------------------------------------------------------ accessors
-    def get_obs(self) -> torch.Tensor:  # [B, N, obs_dim]
-        return self._obs
-
-    def get_state(self) -> torch.Tensor:  # [B, state_dim]
-        return self._state
-
-    def get_avail_actions(self) -> torch.Tensor:  # [B, N, A] bool
-        return self._avail
-
-    def get_env_info(self) -> dict:
-        return {"state_shape": self.state_dim, "obs_shape": self.obs_dim, "n_actions": self.n_actions,
-                "n_agents": self.n_agents, "n_enemies": self.n_enemies, "episode_limit": self.episode_limit,
-                "unit_types": list(self.unit_types), "map_name": self.map.name}
-
-    def get_rng_state(self) -> dict:
-        """The episode generator and each environment's episode counter (keys of the keyed streams)."""
-        episodes = self.battle.episode.cpu().clone() if self.battle is not None else None
-        return {"generator": self.generator.get_state(), "episodes": episodes}
-
-    def set_rng_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        if state.get("episodes") is not None:
-            if self.battle is None:
-                self._build()
-            self.battle.episode.copy_(state["episodes"].to(self.battle.episode.device))
 

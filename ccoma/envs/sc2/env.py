@@ -27,6 +27,7 @@ from ccoma.envs.sc2.install import FLAT_MAP
 from ccoma.errors import CcomaError, ConfigError
 from ccoma.sim import rng
 from ccoma.sim.engine import Battle
+from ccoma.sim.env import BattleViews, MapSource, layout_for
 from ccoma.sim.maps import MapSpec
 from ccoma.sim.observe import Observer
 from ccoma.sim.units import COL, UnitTable, load_units
@@ -41,14 +42,12 @@ def default_map_path(spec: MapSpec) -> str:
     return f"SMAC_Maps/{spec.sc2_map or spec.name}.SC2Map"
 
 
-class Sc2Env:
+class Sc2Env(BattleViews):
     """B StarCraft II games stepped together; tensors on ``device`` as the simulator's."""
 
     def __init__(self, map_spec: MapSpec, n_envs: int, source: EpisodeSource | None = None,
                  config: Sc2Config | None = None, device: str | torch.device = "cpu", seed: int = 0,
                  env_seeds: torch.Tensor | None = None):
-        from ccoma.sim.env import MapSource
-
         if n_envs < 1:
             raise ConfigError("sc2", f"n_envs must be at least 1, got {n_envs}")
         self.map, self.cfg = map_spec, config or Sc2Config()
@@ -73,7 +72,6 @@ class Sc2Env:
     # ----------------------------------------------------------------------------------- setup
     def set_source(self, source: EpisodeSource) -> None:
         """Use ``source`` for every episode from now on (observation sizes must not change)."""
-        from ccoma.sim.env import layout_for
         from ccoma.sim.mechanics import Mechanics
 
         table = UnitTable(source.unit_types)
@@ -279,32 +277,6 @@ class Sc2Env:
             self._avail, self._obs, self._state = self._avail.clone(), self._obs.clone(), self._state.clone()
             self._avail[idx], self._obs[idx], self._state[idx] = avail, obs, state
         return out
-
-    # ------------------------------------------------------------------------------ accessors
-    def get_obs(self) -> torch.Tensor:  # [B, N, obs_dim]
-        return self._obs
-
-    def get_state(self) -> torch.Tensor:  # [B, state_dim]
-        return self._state
-
-    def get_avail_actions(self) -> torch.Tensor:  # [B, N, A] bool
-        return self._avail
-
-    def get_env_info(self) -> dict:
-        return {"state_shape": self.state_dim, "obs_shape": self.obs_dim, "n_actions": self.n_actions,
-                "n_agents": self.n_agents, "n_enemies": self.n_enemies, "episode_limit": self.episode_limit,
-                "unit_types": list(self.unit_types), "map_name": self.map.name}
-
-    def get_rng_state(self) -> dict:
-        episodes = self.battle.episode.cpu().clone() if self.battle is not None else None
-        return {"generator": self.generator.get_state(), "episodes": episodes}
-
-    def set_rng_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        if state.get("episodes") is not None:
-            if self.battle is None:
-                self._build()
-            self.battle.episode.copy_(state["episodes"].to(self.battle.episode.device))
 
     def close(self) -> None:
         """Quit every game (their processes end)."""
