@@ -242,6 +242,9 @@ def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], su
     regen = alive & (b.since_damage >= regen_after)
     gain = cfg.shield_regen_rate * loops / GAME_LOOPS_PER_SECOND
     b.shield = torch.where(regen, torch.minimum(b.shield + gain, b.col("shield")), b.shield)
+    if mech.regen:  # Zerg hit points regenerate all the time, damaged or not
+        grown = b.hp + b.col("hp_regen") * (loops / GAME_LOOPS_PER_SECOND)
+        b.hp = torch.where(alive, torch.minimum(grown, b.col("hp")), b.hp)
 
 
 def _move(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], mech: Mechanics,

@@ -43,6 +43,7 @@ class Mechanics:
     air: bool = False
     static: bool = False
     walker: bool = False                  # cliff walkers (colossus): no ground collisions
+    regen: bool = False                   # some type regenerates hit points (Zerg)
     terrain: torch.Tensor | None = None   # [H, W] bool, True where ground units may stand
     cells_per_unit: tuple[float, float] = (1.0, 1.0)  # terrain cells per map unit along x and y
     paths: torch.Tensor | None = None     # [C, C] path lengths between cells (None: straight lines suffice)
@@ -63,7 +64,7 @@ class Mechanics:
                 paths, steps = (x.to(terrain.device) for x in found)
         return cls(heal=table.uses("heal"), splash=table.uses("splash"), suicide=table.uses("suicide"),
                    air=table.uses("air"), static=any(t.speed == 0 for t in table.types),
-                   walker=table.uses("cliffwalk"), terrain=terrain,
+                   walker=table.uses("cliffwalk"), regen=table.uses("hp_regen"), terrain=terrain,
                    cells_per_unit=scale, paths=paths, steps=steps)
 
 

@@ -166,3 +166,27 @@ def test_state_holds_a_medivacs_energy_in_its_cooldown_slot():
         assert torch.allclose(ally[:, i, 1], b.energy[:, i] / 200.0)
     others = [i for i in range(L.n_agents) if i not in medivac]
     assert not torch.allclose(ally[:, others, 1], b.energy[:, others] / 200.0)
+
+
+def test_zerg_hit_points_regenerate_every_step_up_to_full():
+    env = make(["hydralisk", "zealot"], ["zergling"], [[10, 16], [10, 20]], [[28, 16]])
+    b = env.battle
+    b.hp[0, 0], b.hp[0, 1], b.hp[0, 2] = 30.0, 40.0, 35.0
+    act(env, 1, 1)
+    rate = UNITS["hydralisk"].hp_regen
+    assert rate == pytest.approx(0.27 * 1.4)  # 0.27 per Normal-speed second, at Faster
+    assert float(b.hp[0, 0]) == pytest.approx(30.0 + rate * STEP_S, abs=1e-4)
+    assert float(b.hp[0, 1]) == 40.0            # protoss hit points never regenerate
+    assert float(b.hp[0, 2]) == 35.0            # a zergling at full health stays at full health
+    b.hp[0, 0] = UNITS["hydralisk"].hp - 0.1
+    act(env, 1, 1)
+    assert float(b.hp[0, 0]) == pytest.approx(UNITS["hydralisk"].hp)
+    b.hp[0, 0] = 0.0  # the dead stay dead
+    b.alive[0, 0] = False
+    act(env, 1, 1)
+    assert float(b.hp[0, 0]) == 0.0
+
+
+def test_maps_without_zerg_do_not_switch_regeneration_on():
+    assert not make(["marine"], ["marine"], [[10, 16]], [[28, 16]]).mech.regen
+    assert make(["marine"], ["zergling"], [[10, 16]], [[28, 16]]).mech.regen
