@@ -100,3 +100,8 @@ class BatchedEnv(Protocol):
     def set_rng_state(self, state: dict) -> None:
         """Restore :meth:`get_rng_state`; the next :meth:`reset` deals the same episodes as then."""
         ...
+
+    def reseed(self, seed: int, source: EpisodeSource | None = None) -> None:
+        """Become what a new env of this size, ``seed`` and ``source`` would be from the next
+        :meth:`reset`, keeping what is costly to make (game processes)."""
+        ...

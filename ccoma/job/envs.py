@@ -8,3 +8,30 @@ def make_env(spec, scenario, source, n_envs: int, seed: int, compile: bool | Non
 
     return make(backend_of(spec.backend), scenario.map, n_envs, seed, spec.device, source=source, config=spec.sim,
                 compile=spec.budget.compile if compile is None else compile)
+
+
+class EnvPool:
+    """The job's short-lived environments (the probe, greedy evaluation, pictures, Fisher samples), one
+    per batch size, kept for the job's life and reseeded for each use.
+
+    A reseeded environment deals exactly the episodes a new one of that seed and source would (the
+    env contract's ``reseed``), so results do not depend on the pool. On StarCraft II it saves
+    launching B game processes at every evaluation point; on the simulator, rebuilding the env.
+    """
+
+    def __init__(self, spec, scenario):
+        self.spec, self.scenario = spec, scenario
+        self._envs: dict[int, object] = {}
+
+    def get(self, source, n_envs: int, seed: int):
+        env = self._envs.get(n_envs)
+        if env is None:
+            env = self._envs[n_envs] = make_env(self.spec, self.scenario, source, n_envs, seed, compile=False)
+        else:
+            env.reseed(seed, source)
+        return env
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            getattr(env, "close", lambda: None)()  # sc2: end the game processes
+        self._envs.clear()

@@ -1,39 +1,42 @@
 """Greedy evaluation during deployment: one row of the performance matrix per evaluation point.
 
-Each row plays ``episodes`` greedy episodes on every deployment phase's own distribution, in fresh
-environments seeded from the job's ``matrix`` stream, so every method of a seed meets the same
+Each row plays ``episodes`` greedy episodes on every deployment phase's own distribution, in
+environments freshly seeded from the job's ``matrix`` stream, so every method of a seed meets the same
 episodes. Evaluation never shifts the training streams (torch's random state is restored).
 """
 from __future__ import annotations
 
 import torch
 
-from ccoma.job.envs import make_env
+from ccoma.job.envs import EnvPool
 from ccoma.job.state import StageState
 from ccoma.seeds import seed_for
 
 
-def matrix_row(spec, scenario, learner, state: StageState, episodes: int) -> None:
-    """Append a row {"step", "win_rate": {phase: v}, "return": {...}} and its metric points."""
+def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool | None = None) -> None:
+    """Append a row {"step", "win_rate": {phase: v}, "return": {...}} and its metric points. ``envs``:
+    the job's pool of evaluation environments (a private one by default)."""
     from ccoma.data.rollout import evaluate
 
+    own = envs is None
+    envs = EnvPool(spec, scenario) if own else envs
     seed = seed_for(spec.seed, "matrix")
     row = {"step": state.t, "win_rate": {}, "return": {}}
     rng = torch.get_rng_state()
     for phase in scenario.deploy_phases:
-        env = make_env(spec, scenario, scenario.phase_source(phase, seed=seed), min(episodes, 16), seed,
-                       compile=False)  # short runs: eager
+        env = envs.get(scenario.phase_source(phase, seed=seed), min(episodes, 16), seed)  # short runs: eager
         stats = evaluate(env, learner, episodes)
-        getattr(env, "close", lambda: None)()  # sc2: end its game processes
         row["win_rate"][phase] = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
         row["return"][phase] = float(stats["return"].mean()) if stats["return"].numel() else 0.0
         state.points += [(f"eval/{phase}/win_rate", row["win_rate"][phase], state.t),
                          (f"eval/{phase}/return", row["return"][phase], state.t)]
     torch.set_rng_state(rng)
     state.evals.append(row)
+    if own:
+        envs.close()
 
 
-def test_point(spec, scenario, learner, state: StageState, episodes: int) -> None:
+def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool | None = None) -> None:
     """One point of the greedy test curve (the headline metric, as pymarl's test win rate).
 
     ``episodes`` greedy episodes from the deployment's distribution at the current step, one per
@@ -46,10 +49,13 @@ def test_point(spec, scenario, learner, state: StageState, episodes: int) -> Non
     seed = seed_for(spec.seed, "test") * 1000 + index
     source = scenario.source("deploy", seed=seed)
     source.set_step(state.t)
-    env = make_env(spec, scenario, source, min(episodes, 64), seed, compile=False)
+    own = envs is None
+    envs = EnvPool(spec, scenario) if own else envs
+    env = envs.get(source, min(episodes, 64), seed)
     rng = torch.get_rng_state()
     stats = evaluate(env, learner, episodes)
-    getattr(env, "close", lambda: None)()
+    if own:
+        envs.close()
     torch.set_rng_state(rng)
     win = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
     ret = float(stats["return"].mean()) if stats["return"].numel() else 0.0

@@ -16,7 +16,7 @@ import torch
 
 from ccoma import checkpoint as ckpt
 from ccoma.job import artifacts, evaluation, strategy, summary
-from ccoma.job.envs import make_env
+from ccoma.job.envs import EnvPool, make_env
 from ccoma.job.spec import JobSpec, job_dir, progress_file, stages
 from ccoma.job.state import StageState
 from ccoma.job.weights import FINAL_LEVEL, trained_weights
@@ -47,8 +47,8 @@ class Job:
         self.runs = {mode: self.tracker.method_run(self.parent, method=m, algo=spec.algo, mode=mode, seed=spec.seed,
                                                    params=dict(spec.params, method=m, mode=mode, seed=spec.seed))
                      for mode, m in spec.methods.items()}
-        probe = make_env(spec, self.scenario, self.scenario.source("train", seed=spec.seed), 1, spec.seed,
-                         compile=False)
+        self.envs = EnvPool(spec, self.scenario)  # probe, evaluation, pictures: built once, reseeded per use
+        probe = self.envs.get(self.scenario.source("train", seed=spec.seed), 1, spec.seed)
         self.env_info = probe.get_env_info()
         self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
         self.initial = self.learner.state_dict()   # untrained weights: a from-scratch reference starts here
@@ -105,14 +105,17 @@ class Job:
     # --------------------------------------------------------------------------------- stages
     def run(self) -> dict:
         saved = self.resume()
-        while self.stage_index < len(self.states):
-            stage = self.states[self.stage_index]
-            mine = saved if saved is not None and saved["stage"]["name"] == stage.name else None
-            if mine is not None:
-                stage.load(mine["stage"])
-            self._run_stage(stage, mine)
-            saved = None
-            self.stage_index += 1
+        try:
+            while self.stage_index < len(self.states):
+                stage = self.states[self.stage_index]
+                mine = saved if saved is not None and saved["stage"]["name"] == stage.name else None
+                if mine is not None:
+                    stage.load(mine["stage"])
+                self._run_stage(stage, mine)
+                saved = None
+                self.stage_index += 1
+        finally:
+            self.envs.close()  # sc2: end the evaluation games
         return self._finish()
 
     def _buffer(self):
@@ -140,7 +143,7 @@ class Job:
             # on a fresh start and a resume alike, toward the trained weights
             strategy.anchor(self.learner, spec.continual, self.trained_t,
                             lambda: strategy.fisher_sampler(spec, self.scenario, self.learner, self.env_info,
-                                                            self.trained_t))
+                                                            self.trained_t, self.envs))
         if saved is not None:
             self.learner.load_state_dict(saved["learner"])
         rollout = Rollout(env, self.learner, buffer, mode=act.mode)
@@ -173,9 +176,9 @@ class Job:
         test_every = max(1, n_chunks // b.test_points)
         tests = not s.is_train and not s.is_reference   # the test curve follows the deployment's schedule
         if not s.is_train and not stage.evals:
-            evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)
+            evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes, self.envs)
             if tests:
-                evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes)
+                evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs)
             if s.mode == "continual":
                 self._render(stage, "before")
         while stage.t < stage.steps:
@@ -197,9 +200,9 @@ class Job:
                 stage.points.append((f"{s.prefix}/env/{key}", float(value), stage.t))
             last = stage.t >= stage.steps
             if not s.is_train and ((i + 1) % eval_every == 0 or last):
-                evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes)
+                evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes, self.envs)
             if tests and ((i + 1) % test_every == 0 or last):
-                evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes)
+                evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs)
             if (i + 1) % ckpt_every == 0 or last:
                 rng = ckpt.rng_state(env)  # a resume restores this, then resets as we do now
                 source.set_step(stage.t)
@@ -210,7 +213,8 @@ class Job:
                 self._flush(stage)
 
     def _render(self, stage: StageState, when: str) -> None:
-        artifacts.render(self.spec, self.scenario, self.learner, stage, when, self.dir, self.runs[stage.stage.mode])
+        artifacts.render(self.spec, self.scenario, self.learner, stage, when, self.dir, self.runs[stage.stage.mode],
+                         self.envs)
 
     # --------------------------------------------------------------------------------- finish
     def _finish(self) -> dict:

@@ -98,16 +98,19 @@ def method_params(learner, mode: str, spec, trained_t: int) -> dict:
     return params
 
 
-def fisher_sampler(spec, scenario, learner, env_info: dict, schedule_t: int):
+def fisher_sampler(spec, scenario, learner, env_info: dict, schedule_t: int, envs=None):
     """A sampler of training-distribution episodes for the EWC Fisher, played by the deployed
-    behaviour policy (exploration held at ``schedule_t``), from the job's ``fisher`` seed stream."""
+    behaviour policy (exploration held at ``schedule_t``), from the job's ``fisher`` seed stream.
+    ``envs``: the job's pool of short-lived environments (a new env by default)."""
     from ccoma.data.buffer import EpisodeBuffer
     from ccoma.data.rollout import Rollout
     from ccoma.job.envs import make_env
     from ccoma.seeds import seed_for
 
     seed = seed_for(spec.seed, "fisher")
-    env = make_env(spec, scenario, scenario.source("train", seed=seed), spec.budget.n_envs, seed, compile=False)
+    source = scenario.source("train", seed=seed)
+    env = envs.get(source, spec.budget.n_envs, seed) if envs is not None else \
+        make_env(spec, scenario, source, spec.budget.n_envs, seed, compile=False)
     need = learner.config.batch_size
     buf = EpisodeBuffer(learner.scheme(), env_info["n_agents"], env_info["episode_limit"], need * 2, spec.device)
     roll = Rollout(env, learner, buf, mode="explore")

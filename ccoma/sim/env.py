@@ -150,6 +150,13 @@ class BattleViews:
         episodes = self.battle.episode.cpu().clone() if self.battle is not None else None
         return {"generator": self.generator.get_state(), "episodes": episodes}
 
+    def reseed(self, seed: int, source=None) -> None:
+        """Start over as a new env of this size, ``seed`` and ``source`` would: the same episodes from
+        the next ``reset()``, while keeping what is costly to make (game processes, compiled steps)."""
+        self.generator = torch.Generator().manual_seed(seed)
+        self._env_seeds = rng.hash_keys(seed, torch.arange(self.n_envs)).long()
+        self.set_source(source if source is not None else self.source)
+
     def set_rng_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
         if state.get("episodes") is not None:

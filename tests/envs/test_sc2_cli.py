@@ -75,6 +75,10 @@ def test_model_trained_on_sim_deploys_on_sc2(workdir, sqlite_store, monkeypatch)
     assert "[sc2 pysc2-evolved 1.1.1]" in res.output and "coma: mean online win rate" in res.output
     # every environment of the deployment was a (stand-in) game that received the agents' raw commands
     assert fake.CONTROLLERS and all(any(k == "actions" for k, _ in c.requests) for c in fake.CONTROLLERS)
+    # games are launched once per environment size and reused (reseeded) at every evaluation point:
+    # the deployment's 2, one for the probe, matrix rows and pictures, 8 for the greedy test points
+    # (28 before evaluation environments were pooled)
+    assert len(fake.CONTROLLERS) == 2 + 1 + 8
     tracker = Tracker(sqlite_store)
     runs = tracker.client.search_runs([e.experiment_id for e in tracker.client.search_experiments()],
                                       "tags.`ccoma.kind` = 'deploy'")

@@ -222,3 +222,26 @@ def test_compiled_step_equals_eager_for_environments_stepped_in_turn():
             assert torch.allclose(e.get_state(), c.get_state(), atol=1e-4)
             dones += int(oe.done.sum())
     assert dones >= 2  # automatic resets happened between compiled steps
+
+
+def test_a_reseeded_env_deals_what_a_new_env_of_that_seed_deals():
+    """The env contract's reseed (the job's evaluation pool relies on it): same episodes, same steps."""
+    from ccoma.scenarios import load_scenario
+
+    sc = load_scenario("shifting_spawn")
+    used = SimEnv(sc.map, 4, source=sc.source("train", seed=3), seed=3)
+    used.reset()
+    for _ in range(5):
+        used.step(torch.randint(0, 2, (4, used.n_agents)))
+    used.reseed(11, sc.phase_source(sc.deploy_phases[-1], seed=11))
+    new = SimEnv(sc.map, 4, source=sc.phase_source(sc.deploy_phases[-1], seed=11), seed=11)
+    g = torch.Generator().manual_seed(0)
+    for env in (used, new):
+        env.reset()
+    for _ in range(30):
+        avail = new.get_avail_actions()
+        assert torch.equal(used.get_avail_actions(), avail)
+        assert torch.equal(used.get_obs(), new.get_obs()) and torch.equal(used.get_state(), new.get_state())
+        actions = torch.multinomial(avail.flatten(0, 1).float(), 1, generator=g).view(4, -1)
+        a, b = used.step(actions), new.step(actions)
+        assert torch.equal(a.reward, b.reward) and torch.equal(a.terminated, b.terminated)

@@ -141,6 +141,7 @@ class Sc2Env(BattleViews):
                 if self.dead[i]:
                     self._start(i)
                     self.dead[i] = False
+                self._unit_ids(game)  # after a new source: the new vocabulary's ids
                 ally, enemy = self._ids
                 names = [self.unit_types[t] for t in types.tolist()]
                 self.tags[i] = game.spawn([ally[n] for n in names[:N]], [enemy[n] for n in names[N:]],
