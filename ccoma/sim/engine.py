@@ -164,8 +164,8 @@ def _hit_damage(b: Battle, fire: torch.Tensor, target: torch.Tensor,
 
     Hits land in attacker order (each multi-hit weapon's hits consecutively), so shields absorb
     first and armor applies to each hit's spill onto hit points separately, as in StarCraft II.
-    ``area`` [B, U_att, U_tgt] (maps with splash units only) is who a splash attacker's blast hits;
-    each of those targets takes the attacker's damage with its own bonus.
+    ``area`` [B, U_att, U_tgt] (maps with splash or lance units only) is who an area attacker's blast
+    or sweep hits; each of those targets takes the attacker's damage with its own bonus.
     """
     B, U = b.B, b.U
     attrs = b.stats[..., COL["is_light"]:COL["is_light"] + N_ATTR]          # [B, U, A]
@@ -179,7 +179,7 @@ def _hit_damage(b: Battle, fire: torch.Tensor, target: torch.Tensor,
         hit_dmg = per_hit[..., None] * (k < hits[..., None]) * fire[..., None]  # [B, U_att, 2]
         m = onehot.transpose(1, 2).float()[..., None] * hit_dmg[:, None]    # [B, U_tgt, U_att, 2]
     else:
-        splash = (b.col("splash") > 0)[..., None]
+        splash = ((b.col("splash") > 0) | (b.col("lance") > 0))[..., None]
         onehot = torch.where(splash, area & fire[..., None], onehot)
         pair = b.col("damage")[..., None] + torch.einsum("bia,bja->bij", bonus, attrs)  # [B, U_att, U_tgt]
         per = (onehot.float() * pair).transpose(1, 2)                         # [B, U_tgt, U_att]
@@ -226,7 +226,8 @@ def tick(b: Battle, cfg: SimConfig, loops: float, arena: tuple[float, float], su
     wants_fire = alive & ((attack & in_range) | auto)
     if mech.heal:  # healers carry no weapon
         wants_fire = wants_fire & (b.col("damage") > 0)
-    area = mech_.area(b, dist, radius, alive, mech.air) if mech.splash else None
+    area = mech_.area(b, dist, radius, alive, mech.air, shoot_at if mech.lance else None) \
+        if (mech.splash or mech.lance) else None
     _fire(b, cfg, loops, sub, wants_fire, shoot_at, area, mech)
     alive = b.alive
     heal_chase = mech_.heal(b, kind, tgt, edge, loops) if mech.heal else None

@@ -226,7 +226,7 @@ class SimEnv(BattleViews):
 
     def set_source(self, source: EpisodeSource) -> None:
         """Use ``source`` for every episode from now on (observation sizes must not change)."""
-        table = UnitTable(source.unit_types)
+        table = UnitTable(source.unit_types, self.map.units())  # the map's own unit stats where it has them
         layout = self._layout(source)
         if getattr(self, "layout", None) is not None and layout != self.layout:
             raise ConfigError("sim", f"episode source changes the observation layout ({self.layout} -> {layout})")

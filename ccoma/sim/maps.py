@@ -23,6 +23,8 @@ placed on the open grid points nearest its site (as StarCraft II places units cr
 A team's ``spawn`` is one site, or a list of one site per unit (SMAC maps that create units at
 several points: 2m_vs_1z, 2s_vs_1sc, bane_vs_bane); the first is the team's site for scenarios.
 ``enemy_goal`` (optional) names the site the enemies attack-move to (default: the agents' start).
+``unit_stats`` (optional) lays the map's own unit data over ``maps/units.yaml`` on the simulator, e.g.
+``unit_stats: {hydralisk: {hp: 80}}`` (6h_vs_8z's Hydralisk_RL); on StarCraft II the map's data rules.
 """
 from __future__ import annotations
 
@@ -62,6 +64,15 @@ class MapSpec:
     agent_unit_sites: tuple[str, ...] | None = None  # one site per agent when the team is split
     enemy_unit_sites: tuple[str, ...] | None = None
     enemy_goal: str | None = None  # site the enemies attack-move to (None: the agents' start)
+    # the map's own unit stats where they differ from maps/units.yaml: ((type, ((field, value), ...)), ...)
+    unit_stats: tuple = ()
+
+    def units(self) -> dict:
+        """The unit types on this map: ``maps/units.yaml`` with the map's ``unit_stats`` laid over it."""
+        units = load_units()
+        if not self.unit_stats:
+            return units
+        return {**units, **{name: dataclasses.replace(units[name], **dict(fields)) for name, fields in self.unit_stats}}
 
     def terrain_grid(self, device="cpu"):
         """[H, W] bool tensor, True where ground units may stand; row 0 is y = 0 (the bottom)."""
@@ -93,7 +104,28 @@ SMAC_MAP_TYPES = ("marines", "stalkers_and_zealots", "colossi_stalkers_zealots",
                   "stalkers", "colossus", "bane")
 _SMAC_KEYS = {"map_type", "unit_type_bits", "agent_types", "enemy_types"}
 _KEYS = {"name", "size", "episode_limit", "spawn_sites", "agents", "enemies", "sc2_map", "description", "smac",
-         "terrain", "enemy_goal"}
+         "terrain", "enemy_goal", "unit_stats"}
+
+
+def _unit_stats(raw, where: str, units: dict, present: tuple[str, ...]) -> tuple:
+    """``unit_stats: {type: {field: value}}``: the map's custom unit data (SMAC's *_RL units), each
+    entry checked as a whole unit of ``maps/units.yaml`` would be."""
+    from ccoma.sim.units import _parse_unit
+
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(where, "field 'unit_stats' should map unit names to {field: value}")
+    out = []
+    for name, fields in raw.items():
+        if name not in present:
+            raise ConfigError(where, f"field 'unit_stats': unit {excerpt(name)} is not on this map")
+        if not isinstance(fields, dict) or not fields or "race" in fields:
+            raise ConfigError(where, f"field 'unit_stats.{name}' should map stat names to values (race is fixed)")
+        base = dataclasses.asdict(units[name])
+        base.pop("name")
+        base["attributes"] = list(base["attributes"])
+        merged = _parse_unit(name, {**base, **fields}, where)
+        out.append((name, tuple((k, getattr(merged, k)) for k in sorted(fields))))
+    return tuple(out)
 
 
 def _number(value, where, field, positive=True):
@@ -240,10 +272,11 @@ def parse_map(raw, where: str) -> MapSpec:
     if goal is not None and goal not in sites:
         raise ConfigError(where, f"field 'enemy_goal': unknown spawn site '{goal}'")
     terrain = _terrain(raw["terrain"], where, sites) if "terrain" in raw else None
+    stats = _unit_stats(raw["unit_stats"], where, units, agents + enemies) if "unit_stats" in raw else ()
     spec = MapSpec(name=str(raw["name"]), path=where, size=(w, h), episode_limit=limit, sites=sites,
                    agents=agents, enemies=enemies, agent_site=agent_site, enemy_site=enemy_site,
                    sc2_map=raw.get("sc2_map"), terrain=terrain, agent_unit_sites=agent_unit_sites,
-                   enemy_unit_sites=enemy_unit_sites, enemy_goal=goal, smac=smac)
+                   enemy_unit_sites=enemy_unit_sites, enemy_goal=goal, smac=smac, unit_stats=stats)
     if terrain is not None:
         _check_sites_open(spec, where)
     return spec

@@ -11,6 +11,10 @@ its compiled step is the same graph as before these mechanics existed. All code 
   idle or attack-moving, it heals the nearest damaged ally in range (StarCraft II's autocast).
 - Splash (baneling): the attack hits every opposed ground unit whose edge is within ``splash`` of the
   attacker's centre, each with its own bonus damage; ``suicide`` units die when they attack.
+- Lance (colossus): each hit also lands on every opposed ground unit along a line of half-length
+  ``lance`` through the target, across the attacker's line of fire (StarCraft II's Thermal Lances: two
+  beams sweeping offsets -1.25..1.25 about the target with searches of radius 0.15, each beam hitting
+  a unit once). The sweep's 0.34 s and the damage delay are not modelled: the line is hit at once.
 - Air (medivac): flying units do not collide with ground units, and only weapons with ``anti_air``
   reach them (a marauder ordered to attack a medivac follows it without firing). Cliff walkers
   (colossus) do not collide with ground units either (StarCraft II's colossus steps over them).
@@ -44,6 +48,7 @@ class Mechanics:
     static: bool = False
     walker: bool = False                  # cliff walkers (colossus): no ground collisions
     regen: bool = False                   # some type regenerates hit points (Zerg)
+    lance: bool = False                   # some type's attack sweeps a line (colossus)
     terrain: torch.Tensor | None = None   # [H, W] bool, True where ground units may stand
     cells_per_unit: tuple[float, float] = (1.0, 1.0)  # terrain cells per map unit along x and y
     paths: torch.Tensor | None = None     # [C, C] path lengths between cells (None: straight lines suffice)
@@ -64,7 +69,8 @@ class Mechanics:
                 paths, steps = (x.to(terrain.device) for x in found)
         return cls(heal=table.uses("heal"), splash=table.uses("splash"), suicide=table.uses("suicide"),
                    air=table.uses("air"), static=any(t.speed == 0 for t in table.types),
-                   walker=table.uses("cliffwalk"), regen=table.uses("hp_regen"), terrain=terrain,
+                   walker=table.uses("cliffwalk"), regen=table.uses("hp_regen"), lance=table.uses("lance"),
+                   terrain=terrain,
                    cells_per_unit=scale, paths=paths, steps=steps)
 
 
@@ -141,10 +147,30 @@ def fighting(b) -> torch.Tensor:
     return b.alive & (b.col("heal") == 0)
 
 
-def area(b, dist: torch.Tensor, radius: torch.Tensor, alive: torch.Tensor, air: bool) -> torch.Tensor:
-    """[B, U_att, U_tgt] bool: opposed living units within the attacker's splash radius (edge distance)."""
+LANCE_SEARCH = 0.15  # radius of each Thermal Lances search (ThermalLancesE's AreaArray), map units
+
+
+def area(b, dist: torch.Tensor, radius: torch.Tensor, alive: torch.Tensor, air: bool,
+         shoot_at: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, U_att, U_tgt] bool: who an area attacker's attack hits. Splash: opposed living units within
+    the attacker's splash radius (edge distance). Lance (``shoot_at`` given): the target and opposed
+    living units whose edge is within LANCE_SEARCH of the line through the target across the line of fire."""
     sp = b.col("splash")
     hit = b.opposed[None] & alive[:, None, :] & (dist - radius[:, None, :] <= sp[..., None])
+    if shoot_at is not None:
+        lance = b.col("lance")                                               # [B, U] half-lengths
+        centre = torch.gather(b.pos, 1, shoot_at[..., None].expand(-1, -1, 2))  # [B, U_att, 2] the target
+        fire = centre - b.pos
+        norm = fire.norm(dim=-1, keepdim=True)
+        ahead = torch.where(norm > 1e-6, fire / norm.clamp(min=1e-6), torch.tensor([1.0, 0.0], device=b.device))
+        across = torch.stack([-ahead[..., 1], ahead[..., 0]], dim=-1)         # the sweep's direction
+        rel = b.pos[:, None, :, :] - centre[:, :, None, :]                   # [B, U_att, U_tgt, 2]
+        along = (rel * across[:, :, None, :]).sum(-1)
+        off = (rel * ahead[:, :, None, :]).sum(-1)
+        gap = torch.hypot(along - along.clamp(-lance[..., None], lance[..., None]), off)
+        line = b.opposed[None] & alive[:, None, :] & (gap - radius[:, None, :] <= LANCE_SEARCH)
+        target = shoot_at[..., None] == torch.arange(b.U, device=b.device)
+        hit = torch.where((lance > 0)[..., None], line | target, hit)
     if air:
         hit = hit & (b.col("air") == 0)[:, None, :]
     return hit

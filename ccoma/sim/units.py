@@ -23,7 +23,7 @@ _NONNEG = {"shield", "armor", "damage", "speed"}
 # Optional per-type fields: mechanics most units lack (default 0 / false). A unit with damage 0 has
 # no weapon (medivac); speed 0 is a static building (spine crawler).
 _OPTIONAL_NUM = {"heal": 0.0, "heal_cost": 0.0, "energy_start": 0.0, "energy_max": 0.0, "energy_regen": 0.0,
-                 "splash": 0.0, "hp_regen": 0.0}
+                 "splash": 0.0, "hp_regen": 0.0, "lance": 0.0}
 _OPTIONAL_FLAG = ("suicide", "air", "anti_air", "cliffwalk")
 
 
@@ -57,6 +57,7 @@ class UnitType:
     anti_air: bool = False      # the weapon can hit air units
     cliffwalk: bool = False     # ignores impassable terrain (colossus)
     hp_regen: float = 0.0       # hit points regenerated per second, always (Zerg regeneration)
+    lance: float = 0.0          # half-length of a line swept across the target (colossus' Thermal Lances)
 
 
 def _parse_unit(name: str, raw: object, where: str) -> UnitType:
@@ -127,7 +128,7 @@ def get_unit(name: str, where: str = "unit", units: dict[str, UnitType] | None =
 
 # Column layout of the packed stats tensor; the engine indexes columns by these constants.
 MECHANIC_COLUMNS = ("heal", "heal_cost", "energy_start", "energy_max", "energy_regen", "splash", "suicide", "air",
-                    "anti_air", "cliffwalk", "hp_regen")
+                    "anti_air", "cliffwalk", "hp_regen", "lance")
 STAT_COLUMNS = ("hp", "shield", "armor", "damage", "hits", "cooldown_loops", "range", "speed", "radius",
                 "sight", "cooldown_norm") + tuple(f"bonus_{a}" for a in ATTRIBUTES) + tuple(
                     f"is_{a}" for a in ATTRIBUTES) + MECHANIC_COLUMNS

@@ -190,3 +190,48 @@ def test_zerg_hit_points_regenerate_every_step_up_to_full():
 def test_maps_without_zerg_do_not_switch_regeneration_on():
     assert not make(["marine"], ["marine"], [[10, 16]], [[28, 16]]).mech.regen
     assert make(["marine"], ["zergling"], [[10, 16]], [[28, 16]]).mech.regen
+
+
+def test_colossus_lances_hit_the_line_across_the_target_and_nothing_off_it():
+    # the colossus fires along +x at the zealot at (16, 16): the lance sweeps x = 16, y in 16 +- 1.25;
+    # its ally zealot stands on the line (allies are spared) out of reach of every enemy
+    env = make(["colossus", "zealot"], ["zealot", "zergling", "zergling"],
+               [[10, 16], [16, 17.2]], [[16, 16], [16, 14.3], [17.2, 16]])
+    b = env.battle
+    act(env, 6, 1)  # the colossus attacks enemy 0; the ally stops
+    col, zl = UNITS["colossus"], UNITS["zergling"]
+    per_hit = col.damage + col.bonus["light"]
+    assert float(b.shield[0, 2]) == pytest.approx(UNITS["zealot"].shield - 2 * per_hit)   # the target: both beams
+    regen = zl.hp_regen * STEP_S
+    assert float(b.hp[0, 3]) == pytest.approx(zl.hp - 2 * per_hit + regen, abs=1e-4)  # edge 1.325 from the centre
+    assert float(b.hp[0, 4]) == zl.hp                                                 # behind the target: off the line
+    assert float(b.shield[0, 1]) == UNITS["zealot"].shield and float(b.hp[0, 1]) == UNITS["zealot"].hp
+
+
+def test_colossus_lance_misses_units_just_beyond_its_reach():
+    zl = UNITS["zergling"]
+    edge = 1.25 + 0.15 + zl.radius
+    env = make(["colossus"], ["zealot", "zergling", "zergling"], [[10, 16]],
+               [[16, 16], [16, 16 + edge - 0.02], [16, 16 - edge - 0.02]])
+    act(env, 6)
+    hp = env.battle.hp[0, 2:].tolist()
+    assert hp[0] < zl.hp - 1 and hp[1] == zl.hp
+
+
+def test_a_map_lays_its_own_unit_stats_over_the_table():
+    from ccoma.errors import ConfigError
+    from ccoma.sim.maps import parse_map
+    from ccoma.sim.units import COL
+    import yaml
+
+    env = SimEnv(load_map("6h_vs_8z"), 1)
+    env.reset()
+    assert env.battle.hp[0, :6].tolist() == [80.0] * 6                     # SMAC's Hydralisk_RL
+    assert env.battle.stats[0, 0, COL["hp"]] == 80.0                         # and its maximum (obs, state)
+    assert UNITS["hydralisk"].hp == 90 and load_map("6h_vs_8z").units()["zealot"] == UNITS["zealot"]
+    raw = yaml.safe_load(open(load_map("6h_vs_8z").path))
+    for bad, says in (({"hydralisk": {"hp": -1}}, "must be positive"), ({"marine": {"hp": 10}}, "not on this map"),
+                      ({"hydralisk": {"lifemax": 80}}, "unknown field 'lifemax'"),
+                      ({"hydralisk": {"race": "terran"}}, "race is fixed")):
+        with pytest.raises(ConfigError, match=says):
+            parse_map({**raw, "unit_stats": bad}, "m.yaml")
