@@ -5,7 +5,9 @@ Heavy imports happen inside the commands so that ``ccoma --help`` stays instant.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -65,6 +67,8 @@ class _Group(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         # MLflow's INFO chatter (database migrations, registrations) is not for the terminal
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler's or `kill`'s stop: as Ctrl-C
         try:
             rv = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
@@ -84,6 +88,14 @@ class _Group(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM to the command (a batch scheduler's stop, ``kill``) takes Ctrl-C's path: the pool's
+    workers are stopped rather than orphaned, runs are marked interrupted, the exit says how to resume.
+    A second SIGTERM ends the command outright."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt
 
 
 def _close_runs(exc: BaseException) -> None:

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,6 +172,47 @@ def test_train_then_deploy_a_checkpoint(tmp_path):
         assert len(parents) == 1 and parents[0].data.tags["ccoma.status"] == "finished"
     bad = ccoma(["deploy", "--budget", "smoke", "--algo", "coma", "--checkpoint", ckpt], tmp_path, check=False)
     assert bad.returncode == 2 and "holds a 'vdn' learner" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _alive_in(folder) -> list[int]:
+    """Pids of living processes whose working directory is ``folder`` (the command and its workers)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "cwd") == str(folder) and (proc / "stat").read_text().split()[2] != "Z":
+                pids.append(int(proc.name))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
+def test_sigterm_to_the_command_stops_its_workers_and_marks_the_runs(tmp_path):
+    """SIGTERM to the command alone (a batch scheduler's stop, `kill PID`): the pool's workers are
+    stopped, not orphaned to go on writing; runs are marked interrupted; the exit says how to resume."""
+    import time
+
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "ccoma.cli", *KILL_ARGS, "--workers", "2"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done, deadline = 0, time.monotonic() + 300
+    while done < 2000 and time.monotonic() < deadline:  # the pool's worker is training
+        assert proc.poll() is None, proc.communicate()
+        files = list((tmp_path / "ccoma_runs").glob("*/coma-seed3/progress.json"))
+        done = json.loads(files[0].read_text())["done"] if files else 0
+        time.sleep(0.2)
+    assert len(_alive_in(tmp_path)) >= 2  # the command and its worker
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "interrupted" in err and "Traceback" not in err
+    time.sleep(1.0)
+    assert _alive_in(tmp_path) == []
+    from ccoma.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = tracker.client.search_runs([tracker.experiment_id("shifting_spawn", create=False)])
+    assert runs and {r.info.status for r in runs} == {"KILLED"}
 
 
 def test_ctrl_c_in_a_terminal_then_resume_has_the_same_metrics(tmp_path, uninterrupted):
