@@ -34,11 +34,11 @@ SC2_HONOURED = ("difficulty", "game_version")  # those the sc2 backend passes to
 _warned: set[str] = set()
 
 
-def _warn_once(names: list[str], what: str) -> None:
+def _warn_once(names: list[str], what: str, who: str = "ccoma's simulator has no StarCraft II game") -> None:
     new = [n for n in names if n not in _warned]
     if new:
         _warned.update(new)
-        warnings.warn(f"ccoma's simulator has no StarCraft II game: {', '.join(new)} {what}", stacklevel=3)
+        warnings.warn(f"{who}: {', '.join(new)} {what}", stacklevel=3)
 
 
 def random_seed() -> int:
@@ -81,7 +81,9 @@ class StarCraft2Env(MultiAgentEnv):
         self.backend = a["backend"]
         ignored = GAME_ONLY if self.backend != "sc2" else {k: v for k, v in GAME_ONLY.items() if k not in SC2_HONOURED}
         changed = [k for k, default in ignored.items() if a[k] != default]
-        if changed:
+        if changed and self.backend == "sc2":
+            _warn_once(changed, "have no effect here (no replays or window; see docs/smac.md)", "ccoma's sc2 backend")
+        elif changed:
             _warn_once(changed, "have no effect here (the enemy is ccoma's built-in AI; see docs/smac.md)")
         self.difficulty, self.game_version = a["difficulty"], a["game_version"]
         self.replay_dir, self.replay_prefix = a["replay_dir"], a["replay_prefix"]
