@@ -90,8 +90,8 @@ def make(backend: str, map_or_scenario, n_envs: int = 1, seed: int = 0, device="
     ``source`` deals the episodes (default: the map's own rosters and spawns). ``config`` is a mapping of
     overrides (or the config object) of the backend: ``ccoma.sim.engine.SimConfig`` for ``sim``,
     ``ccoma.envs.sc2.config.Sc2Config`` for ``sc2``. ``compile`` only affects ``sim``. ``obs_options`` /
-    ``reward_options`` are SMAC's observation and reward options (the SMAC view's); the StarCraft II
-    backend builds SMAC's default features only, so other options are refused there.
+    ``reward_options`` (:class:`ccoma.sim.observe.ObsOptions`, :class:`ccoma.sim.reward.RewardOptions`;
+    None = SMAC's defaults) are SMAC's observation and reward options, honoured alike by both backends.
     """
     from ccoma.config import build
 
@@ -105,15 +105,10 @@ def make(backend: str, map_or_scenario, n_envs: int = 1, seed: int = 0, device="
                       compile=compile, obs_options=obs_options, reward_options=reward_options)
     if backend == "sc2":
         check("sc2")
-        from ccoma.sim.observe import ObsOptions
-        from ccoma.sim.reward import RewardOptions
-
-        if (obs_options or ObsOptions()) != ObsOptions() or (reward_options or RewardOptions()) != RewardOptions():
-            raise ConfigError("--backend", "sc2 builds SMAC's default observations and rewards only; "
-                                           "non-default SMAC options need backend sim")
         from ccoma.envs.sc2.config import Sc2Config
         from ccoma.envs.sc2.env import Sc2Env
 
         cfg = config if isinstance(config, Sc2Config) else build(Sc2Config, config or {}, "sc2")
-        return Sc2Env(spec, n_envs, source=source, config=cfg, device=device, seed=seed, env_seeds=env_seeds)
+        return Sc2Env(spec, n_envs, source=source, config=cfg, device=device, seed=seed, env_seeds=env_seeds,
+                      obs_options=obs_options, reward_options=reward_options)
     describe(backend)  # raises: unknown backend

@@ -14,10 +14,10 @@ from ccoma.errors import ConfigError
 from ccoma.sim import rng
 from ccoma.sim.engine import SimConfig, Battle, agent_orders, formation, reset_envs, tick
 from ccoma.sim.maps import MapSpec, load_map, start_grid
-from ccoma.sim.mechanics import Mechanics, fighting
+from ccoma.sim.mechanics import Mechanics
 from ccoma.sim.observe import Layout, ObsOptions, Observer
 from ccoma.sim.opponents import make_opponent
-from ccoma.sim.reward import RewardOptions, smac_reward
+from ccoma.sim.reward import RewardOptions, reward_divisor, step_end
 from ccoma.sim.units import COL, UnitTable, load_units
 
 
@@ -281,10 +281,7 @@ class SimEnv(BattleViews):
         self.ep_return[idx] = 0.0
         stats = self.stats_table[types[:, self.n_agents:]]
         enemy_total = (stats[..., COL["hp"]] + stats[..., COL["shield"]]).sum(-1)
-        cfg = self.cfg
-        max_reward = self.n_enemies * cfg.reward_death_value + cfg.reward_win + enemy_total
-        scale = cfg.reward_scale_rate if self.reward_options.reward_scale else max_reward  # unscaled: divide by 1
-        self.max_reward[idx] = max_reward / scale
+        self.max_reward[idx] = reward_divisor(self.n_enemies, enemy_total, self.cfg, self.reward_options)
         self.phase[idx] = spec.phase.to(dev)
         self.unseen[idx] = spec.unseen.to(dev)
 
@@ -327,20 +324,8 @@ class SimEnv(BattleViews):
         b.t += 1
         self.last_actions = actions.clone()
 
-        n_ally, n_enemy = b.alive[:, :N].sum(-1), b.alive[:, N:].sum(-1)
-        won = (n_ally > 0) & (n_enemy == 0)
-        terminated = (n_ally == 0) | (n_enemy == 0)
-        if self.mech.heal:  # SMAC's only_medivac_left: healers alone cannot fight on
-            lost = fighting(b)[:, :N].sum(-1) == 0
-            lone_healer = (n_enemy == 1) & (b.alive & (b.col("heal") > 0))[:, N:].any(-1)
-            won = ~lost & (won | lone_healer)
-            terminated = terminated | lost | won
-        truncated = ~terminated & (b.t >= self.episode_limit)
-        # SMAC's reward (ccoma.sim.reward) per the reward options; a loss is an end that is neither a win
-        # nor a draw (both sides dead), SMAC's game end code -1
-        lost = terminated & ~won & ~((n_ally == 0) & (n_enemy == 0))
-        raw = smac_reward(self.reward_options, cfg.reward_death_value, cfg.reward_win, N, prev_health,
-                          b.hp + b.shield, prev_alive, b.alive, won, lost)
+        won, terminated, truncated, raw = step_end(b, N, self.mech.heal, self.episode_limit, self.reward_options,
+                                                   cfg, prev_health, prev_alive)
         reward = raw / self.max_reward
         self.ep_return += reward
         done = terminated | truncated

@@ -1,4 +1,5 @@
-"""SMAC's team reward, for all environments at once (SMAC's ``reward_battle`` plus its end bonuses).
+"""SMAC's team reward and episode end, for all environments at once (SMAC's ``reward_battle``, its end
+bonuses and ``update_units``' end rules); :func:`step_end` is the one end-of-step every backend runs.
 
 Per step, from the health + shield each unit had before the step and has after it:
 
@@ -14,8 +15,11 @@ max_reward = death_value x enemies + reward_win + the enemies' total max health 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import torch
+
+from ccoma.sim.mechanics import fighting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,3 +52,45 @@ def smac_reward(opts: RewardOptions, death_value: float, win_value: float, n_age
         ally = neg * delta[:, :N].sum(-1) + neg * death_value * died[:, :N].sum(-1)
         reward = enemy - ally
     return reward + win_value * won + opts.reward_defeat * lost
+
+
+def reward_divisor(n_enemies: int, enemy_total: torch.Tensor, cfg, opts: RewardOptions) -> torch.Tensor:
+    """[k] what raw rewards are divided by: max_reward / scale_rate with reward_scale, else 1.
+    ``enemy_total`` [k] is the enemies' total max health + shield."""
+    max_reward = n_enemies * cfg.reward_death_value + cfg.reward_win + enemy_total
+    scale = cfg.reward_scale_rate if opts.reward_scale else max_reward  # unscaled: divide by 1
+    return max_reward / scale
+
+
+class StepEnd(NamedTuple):
+    """How one step ended, per environment [B]: ``raw`` is the reward before scaling by max_reward."""
+
+    won: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    raw: torch.Tensor
+
+
+def step_end(b, n_agents: int, heal: bool, episode_limit: int, opts: RewardOptions, cfg,
+             prev_health: torch.Tensor, prev_alive: torch.Tensor) -> StepEnd:
+    """SMAC's end of a step on battle ``b`` (after ``b.t`` counted it), from the health + shield [B, U]
+    and alive [B, U] the units had before it. ``heal`` (the mechanics' flag: a healer can appear) turns
+    on SMAC's ``only_medivac_left``; ``cfg`` gives reward_death_value and reward_win (SimConfig, Sc2Config).
+
+    Plain tensor code with no host syncs: the simulator runs it inside its compiled step.
+    """
+    N = n_agents
+    n_ally, n_enemy = b.alive[:, :N].sum(-1), b.alive[:, N:].sum(-1)
+    won = (n_ally > 0) & (n_enemy == 0)
+    terminated = (n_ally == 0) | (n_enemy == 0)
+    if heal:  # SMAC's only_medivac_left: healers alone cannot fight on
+        lost = fighting(b)[:, :N].sum(-1) == 0
+        lone_healer = (n_enemy == 1) & (b.alive & (b.col("heal") > 0))[:, N:].any(-1)
+        won = ~lost & (won | lone_healer)
+        terminated = terminated | lost | won
+    truncated = ~terminated & (b.t >= episode_limit)
+    # a loss is an end that is neither a win nor a draw (both sides dead), SMAC's game end code -1
+    lost = terminated & ~won & ~((n_ally == 0) & (n_enemy == 0))
+    raw = smac_reward(opts, cfg.reward_death_value, cfg.reward_win, N, prev_health, b.hp + b.shield,
+                      prev_alive, b.alive, won, lost)
+    return StepEnd(won, terminated, truncated, raw)

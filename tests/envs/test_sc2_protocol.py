@@ -14,6 +14,8 @@ from ccoma.envs.sc2 import protocol  # noqa: E402
 from ccoma.sim.engine import SimConfig  # noqa: E402
 from ccoma.sim.env import FixedSource  # noqa: E402
 from ccoma.sim.maps import load_map, parse_map  # noqa: E402
+from ccoma.sim.observe import ObsOptions  # noqa: E402
+from ccoma.sim.reward import RewardOptions  # noqa: E402
 
 RL_FIRST = fake.N_DATA_UNITS - len(protocol.RL_UNITS)
 
@@ -62,17 +64,18 @@ def test_episode_spec_becomes_debug_commands():
     assert sorted(kill.tag) == sorted(first) and all(c.HasField("create_unit") for c in debug[-1])
 
 
-@pytest.mark.parametrize("map_name", ["2s3z", "3m"])
-def test_obs_state_avail_equal_simulator(map_name):
-    sim_cfg = fake.KNOBS["sim"]
-    sim = make("sim", map_name, 2, seed=3, config=sim_cfg)
-    sc2 = make("sc2", map_name, 2, seed=3)
+def assert_backends_agree(where, steps=70, n_envs=2, seed=3, source=None, **options):
+    """Play ``where`` on both backends with the same random actions and SMAC options (``obs_options``,
+    ``reward_options``): obs, state, avail and every step's outcome must be equal. Returns (sim's, sc2's)
+    StepOuts and the two envs."""
+    sim = make("sim", where, n_envs, seed=seed, config=fake.KNOBS["sim"], source=source, **options)
+    sc2 = make("sc2", where, n_envs, seed=seed, source=source, **options)
     sim.reset()
     sc2.reset()
     gen = torch.Generator().manual_seed(0)
     assert sc2.get_env_info() == sim.get_env_info()
-    ends = 0
-    for t in range(70):
+    outs = []
+    for t in range(steps):
         for get in ("get_obs", "get_state", "get_avail_actions"):
             a, b = getattr(sim, get)(), getattr(sc2, get)()
             assert torch.allclose(a.float(), b.float(), atol=1e-5), f"{get} differs at step {t}"
@@ -80,11 +83,114 @@ def test_obs_state_avail_equal_simulator(map_name):
         o1, o2 = sim.step(acts), sc2.step(acts)
         for f in ("terminated", "truncated", "won", "episode_length"):
             assert torch.equal(getattr(o1, f), getattr(o2, f)), f"{f} differs at step {t}"
-        # rewards agree until shields could regenerate (SMAC floors that at 0; the simulator does not)
-        early = (sim.battle.t < 25) & ~(o1.terminated | o1.truncated)
-        assert torch.allclose(o1.reward[early], o2.reward[early], atol=1e-5)
-        ends += int(o1.done.sum())
-    assert ends >= 1  # the comparison went through an automatic reset
+        assert torch.allclose(o1.reward, o2.reward, atol=1e-5), f"reward differs at step {t}"
+        outs.append((o1, o2))
+    return outs, sim, sc2
+
+
+@pytest.mark.parametrize("map_name", ["2s3z", "3m"])
+def test_obs_state_avail_equal_simulator(map_name):
+    outs, _, _ = assert_backends_agree(map_name)
+    assert sum(int(o1.done.sum()) for o1, _ in outs) >= 1  # the comparison went through an automatic reset
+
+
+OPTION_SETS = {
+    "last-action-timestep-signed": dict(
+        obs_options=ObsOptions(obs_last_action=True, state_last_action=False, obs_timestep_number=True,
+                               state_timestep_number=True),
+        reward_options=RewardOptions(reward_only_positive=False, reward_defeat=-3.0, reward_scale=False)),
+    "obs-as-state-sparse": dict(
+        obs_options=ObsOptions(obs_instead_of_state=True, obs_all_health=False, obs_pathing_grid=True,
+                               obs_terrain_height=True),
+        reward_options=RewardOptions(reward_sparse=True)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_SETS))
+def test_smac_options_equal_simulator(name):
+    outs, sim, sc2 = assert_backends_agree("2s3z", steps=60, **OPTION_SETS[name])
+    assert sc2.layout == sim.layout and sc2.obs_dim != make("sim", "2s3z").obs_dim  # the options took effect
+    assert sum(int(o1.done.sum()) for o1, _ in outs) >= 1  # through an automatic reset (timestep, last actions)
+    if OPTION_SETS[name]["obs_options"].obs_instead_of_state:
+        assert torch.equal(sc2.get_state(), sc2.get_obs().flatten(1))
+
+
+def test_negative_enemy_damage_is_rewarded_as_smac(monkeypatch):
+    """Enemy shields rising during a step (regeneration) make the damage negative: SMAC rewards its
+    absolute value by default, and subtracts it with reward_only_positive off; both backends alike."""
+    import ccoma.sim.env as sim_env
+
+    real = sim_env.tick
+
+    def tick(b, cfg, loops, arena, sub=0, *mech):
+        real(b, cfg, loops, arena, sub, *mech)
+        if sub == cfg.substeps - 1:  # on the third step every living enemy gains 5 shield
+            b.shield[:, b.N:] += 5.0 * (b.alive[:, b.N:] & (b.t == 2)[:, None])
+
+    monkeypatch.setattr(sim_env, "tick", tick)
+    monkeypatch.setattr(fake, "tick", tick)
+    far = FixedSource(["stalker"], ["stalker"], [[4, 16]], [[28, 16]], unit_types=["stalker", "zealot"])
+    max_reward = (10 + 200 + 80 + 80) / 20  # one enemy stalker: death value, win, health + shield, to 20
+    for positive, sign in ((True, 1.0), (False, -1.0)):
+        opts = RewardOptions(reward_only_positive=positive)
+        outs, _, _ = assert_backends_agree("2s3z", steps=4, n_envs=1, source=far, reward_options=opts)
+        for o in outs[2]:  # far apart: the shields are the step's only change
+            assert float(o.reward[0]) == pytest.approx(sign * 5.0 / max_reward, abs=1e-5)
+
+
+def test_medivac_end_rule_on_sc2():
+    """SMAC's only_medivac_left on sc2: agents left with only a medivac have lost (reward_defeat is paid);
+    enemies down to a lone medivac have lost too. The stand-in cannot heal, so the simulator (which
+    heals) would play these differently: checked on sc2 against SMAC's rule directly."""
+    kinds = ["marauder", "marine", "medivac"]
+    opts = RewardOptions(reward_defeat=-7.0, reward_scale=False)
+    lose = FixedSource(["marine", "medivac"], ["marauder", "marauder"], [[15, 16], [14, 16]],
+                       [[16.5, 16], [16.5, 17]], unit_types=kinds)
+    win = FixedSource(["marauder"] * 3, ["marine", "medivac"], [[15, 15], [15, 16], [15, 17]],
+                      [[16.5, 16], [17, 16]], unit_types=kinds)
+    for source, action, won in ((lose, 1, False), (win, 6, True)):
+        env = make("sc2", "2s3z", 1, seed=0, source=source, reward_options=opts)
+        env.reset()
+        ctrl = fake.CONTROLLERS[-1]
+        for _ in range(60):
+            prev = enemy_units(ctrl)
+            out = env.step(torch.full((1, env.n_agents), action), auto_reset=False)
+            if bool(out.done[0]):
+                break
+        alive, N = env.battle.alive[0], env.n_agents
+        lone = alive[N:] if won else alive[:N]
+        assert lone.tolist() == ([False, True] if won else [False, True])  # only the medivac is left
+        assert bool(out.terminated[0]) and bool(out.won[0]) == won and not bool(out.truncated[0])
+        bonus = 200.0 if won else -7.0
+        assert float(out.reward[0]) == pytest.approx(smac_reward(prev, enemy_units(ctrl)) + bonus, abs=1e-4)
+
+
+def test_smac_view_on_sc2_takes_smac_options():
+    import numpy as np
+
+    from ccoma.smac.env import StarCraft2Env
+
+    opts = dict(map_name="2s3z", seed=5, obs_last_action=True, reward_only_positive=False, state_timestep_number=True)
+    sc2 = StarCraft2Env(**opts, difficulty="A", backend="sc2")
+    sim = StarCraft2Env(**opts, config=fake.KNOBS["sim"])
+    assert sc2.get_obs_size() == 124  # SMAC's 2s3z obs with the allies' last actions
+    assert sc2.get_env_info() == sim.get_env_info()
+    for env in (sim, sc2):
+        env.reset()
+    create = [r for k, r in fake.CONTROLLERS[-1].requests if k == "create_game"][0]
+    assert create.player_setup[1].difficulty == 10  # SMAC's "A" (CheatInsane)
+    rng = np.random.default_rng(0)
+    for t in range(30):
+        assert np.allclose(sim.get_obs(), sc2.get_obs(), atol=1e-5) and np.allclose(sim.get_state(), sc2.get_state(),
+                                                                                   atol=1e-5), f"step {t}"
+        avail = np.array(sim.get_avail_actions())
+        acts = [int(rng.choice(np.flatnonzero(row))) for row in avail]
+        (r1, d1, i1), (r2, d2, i2) = sim.step(acts), sc2.step(acts)
+        assert r1 == pytest.approx(r2, abs=1e-5) and (d1, i1) == (d2, i2), f"step {t}"
+        if d1:
+            break
+    sc2.close()
+    assert fake.CONTROLLERS[-1].quit_called
 
 
 def test_actions_become_raw_commands():
@@ -111,14 +217,15 @@ def test_actions_become_raw_commands():
 
 
 def smac_reward(prev, now, death=10.0):
-    """SMAC's reward_battle on raw units (tag -> (health, shield)) of the enemies, before scaling."""
+    """SMAC's reward_battle (reward_only_positive) on raw units (tag -> (health, shield)) of the enemies,
+    before scaling: the absolute value, as SMAC's."""
     total = 0.0
     for tag, (h, s) in prev.items():
         if tag not in now:
             total += death + h + s
         else:
             total += h + s - sum(now[tag])
-    return max(total, 0.0)
+    return abs(total)
 
 
 def enemy_units(ctrl):

@@ -6,8 +6,10 @@ AI's (player 2), driven by the map's SMAC triggers and the game's own unit behav
 agents' SMAC actions become raw commands, the game advances ``step_mul`` loops, and the raw units
 are copied into a :class:`ccoma.sim.engine.Battle` so that the simulator's own
 :class:`ccoma.sim.observe.Observer` builds obs, state and available actions: one feature layout for
-both backends, which is what lets a model trained on one run on the other. Reward and episode end
-follow SMAC's ``reward_battle``/``update_units``.
+both backends, which is what lets a model trained on one run on the other. SMAC's observation and
+reward options (:class:`ObsOptions`, :class:`RewardOptions`) work as on the simulator, and reward and
+episode end are the simulator's own :func:`ccoma.sim.reward.step_end` (SMAC's ``reward_battle`` and
+``update_units``, the medivac rule included).
 
 A game that fails (raises, times out, ends, or does not create the units) is restarted; the episode it
 was playing is *dropped*: it ends at that step with ``StepOut.dropped`` set, is not counted as a win
@@ -29,7 +31,8 @@ from ccoma.sim import rng
 from ccoma.sim.engine import Battle
 from ccoma.sim.env import BattleViews, MapSource, layout_for
 from ccoma.sim.maps import MapSpec
-from ccoma.sim.observe import Observer
+from ccoma.sim.observe import ObsOptions, Observer
+from ccoma.sim.reward import RewardOptions, reward_divisor, step_end
 from ccoma.sim.units import COL, UnitTable, load_units
 
 FLAT_SIZE = 32.0
@@ -47,10 +50,12 @@ class Sc2Env(BattleViews):
 
     def __init__(self, map_spec: MapSpec, n_envs: int, source: EpisodeSource | None = None,
                  config: Sc2Config | None = None, device: str | torch.device = "cpu", seed: int = 0,
-                 env_seeds: torch.Tensor | None = None):
+                 env_seeds: torch.Tensor | None = None, obs_options: ObsOptions | None = None,
+                 reward_options: RewardOptions | None = None):
         if n_envs < 1:
             raise ConfigError("sc2", f"n_envs must be at least 1, got {n_envs}")
         self.map, self.cfg = map_spec, config or Sc2Config()
+        self.obs_options, self.reward_options = obs_options or ObsOptions(), reward_options or RewardOptions()
         self.device, self.n_envs = torch.device(device), n_envs
         self.episode_limit, self.arena = map_spec.episode_limit, map_spec.size
         self.generator = torch.Generator().manual_seed(seed)
@@ -75,7 +80,8 @@ class Sc2Env(BattleViews):
         from ccoma.sim.mechanics import Mechanics
 
         table = UnitTable(source.unit_types)
-        layout = layout_for(self.map, source)  # the simulator's layout, so models move between backends
+        # the simulator's layout, so models move between backends
+        layout = layout_for(self.map, source, self.obs_options)
         if getattr(self, "layout", None) is not None and layout != self.layout:
             raise ConfigError("sc2", f"episode source changes the observation layout ({self.layout} -> {layout})")
         self.source, self.layout, self.unit_types = source, layout, tuple(source.unit_types)
@@ -83,9 +89,10 @@ class Sc2Env(BattleViews):
         self.n_agents, self.n_enemies, self.n_actions = layout.n_agents, layout.n_enemies, layout.n_actions
         self.obs_dim, self.state_dim = layout.obs_dim, layout.state_dim
         self.observer = Observer(layout, self.arena, self.cfg.sight_range, self.cfg.shoot_range, self.device,
-                                 episode_limit=self.episode_limit)
-        # the game applies heal, splash and terrain itself; the observer only needs to know who heals
-        self.observer.mech = Mechanics.build(table, None, tuple(self.arena), ())
+                                 self.cfg.move_amount, self.episode_limit)
+        # the game applies heal, splash and terrain itself; the observer and the end rules only need to
+        # know who heals
+        self.mech = self.observer.mech = Mechanics.build(table, None, tuple(self.arena), ())
         self._ids = None
         self.battle = None
 
@@ -170,10 +177,9 @@ class Sc2Env(BattleViews):
         b.t[idx_dev] = 0
         self.last_actions[idx_dev] = -1
         self.ep_return[idx_dev] = 0.0
-        cfg, N = self.cfg, self.n_agents
+        N = self.n_agents
         enemy_total = (b.stats[idx_dev, N:, COL["hp"]] + b.stats[idx_dev, N:, COL["shield"]]).sum(-1)
-        self.max_reward[idx_dev] = (self.n_enemies * cfg.reward_death_value + cfg.reward_win + enemy_total) \
-            / cfg.reward_scale_rate
+        self.max_reward[idx_dev] = reward_divisor(self.n_enemies, enemy_total, self.cfg, self.reward_options)
         self.phase[idx_dev], self.unseen[idx_dev] = spec.phase.to(self.device), spec.unseen.to(self.device)
 
     def _read(self, i: int) -> None:
@@ -202,8 +208,8 @@ class Sc2Env(BattleViews):
 
     def _observe_all(self) -> None:
         self._avail = self.observer.avail(self.battle)
-        self._obs = self.observer.obs(self.battle, self._avail)
-        self._state = self.observer.state(self.battle, self.last_actions)
+        self._obs = self.observer.obs(self.battle, self._avail, last_actions=self.last_actions)
+        self._state = self.observer.state(self.battle, self.last_actions, obs=self._obs)
 
     # ------------------------------------------------------------------------------------ step
     def _step_games(self, actions: np.ndarray) -> np.ndarray:
@@ -233,10 +239,9 @@ class Sc2Env(BattleViews):
         """Advance every game one agent step with ``actions`` [B, N] (SMAC action ids)."""
         if self.battle is None:
             self.reset()
-        b, N, cfg = self.battle, self.n_agents, self.cfg
+        b, N = self.battle, self.n_agents
         actions = actions.to(self.device, torch.long)
-        prev_health = (b.hp + b.shield)[:, N:].clone()
-        prev_alive = b.alive[:, N:].clone()
+        prev_health, prev_alive = b.hp + b.shield, b.alive.clone()
         failed = self._step_games(actions.cpu().numpy())
         for i in np.flatnonzero(~failed).tolist():
             self._read(i)
@@ -251,17 +256,11 @@ class Sc2Env(BattleViews):
         b.t += 1
         self.last_actions = actions.clone()
 
-        # SMAC's reward_battle (reward_only_positive): damage to enemy health + shield and kills, floored at
-        # 0 (shield regeneration), plus the win bonus; scaled so the episode maximum is reward_scale_rate
-        health = (b.hp + b.shield)[:, N:]
-        delta = ((prev_health - health) * prev_alive).sum(-1)
-        kills = (prev_alive & ~b.alive[:, N:]).sum(-1)
-        n_ally, n_enemy = b.alive[:, :N].sum(-1), b.alive[:, N:].sum(-1)
-        won = (n_ally > 0) & (n_enemy == 0) & ~dropped
-        terminated = ((n_ally == 0) | (n_enemy == 0)) & ~dropped
-        truncated = (~terminated & (b.t >= self.episode_limit)) | dropped
-        raw = (delta + cfg.reward_death_value * kills).clamp(min=0) + cfg.reward_win * won
-        reward = torch.where(dropped, torch.zeros_like(delta), raw / self.max_reward)
+        # the simulator's end of step; a dropped episode ends as a timeout worth nothing
+        won, terminated, truncated, raw = step_end(b, N, self.mech.heal, self.episode_limit, self.reward_options,
+                                                   self.cfg, prev_health, prev_alive)
+        won, terminated, truncated = won & ~dropped, terminated & ~dropped, truncated | dropped
+        reward = torch.where(dropped, torch.zeros_like(raw), raw / self.max_reward)
         self.ep_return += reward
         done = terminated | truncated
         self._observe_all()
@@ -274,7 +273,8 @@ class Sc2Env(BattleViews):
             idx = done.nonzero().squeeze(1)
             self._reset_idx(idx.cpu())
             avail = self.observer.avail(b, idx)
-            obs, state = self.observer.obs(b, avail, idx), self.observer.state(b, self.last_actions[idx], idx)
+            obs = self.observer.obs(b, avail, idx, last_actions=self.last_actions[idx])
+            state = self.observer.state(b, self.last_actions[idx], idx, obs=obs)
             self._avail, self._obs, self._state = self._avail.clone(), self._obs.clone(), self._state.clone()
             self._avail[idx], self._obs[idx], self._state[idx] = avail, obs, state
         return out

@@ -4,7 +4,9 @@ Every option of SMAC's constructor is accepted under SMAC's name and default. Th
 observations, state, reward, time or episode ends do what SMAC does (see docs/smac.md); those that
 only make sense with the game (``difficulty``, ``game_version``, ``replay_dir``, ``replay_prefix``,
 ``window_size_x/y``) are accepted and, when set to anything but SMAC's default, named once in a
-warning. An unknown keyword is a ``TypeError``, as in SMAC.
+warning. An unknown keyword is a ``TypeError``, as in SMAC. ``backend="sc2"`` plays the battle in
+StarCraft II itself (:mod:`ccoma.envs.sc2`) with every option alike; ``difficulty`` and
+``game_version`` then go to the game.
 
 Speed: one step runs the batched simulator at B=1 (``compile=True`` runs its compiled step), and
 observations, state and masks are converted once per step and cached, so the per-agent methods
@@ -28,14 +30,15 @@ log = logging.getLogger("ccoma.smac")
 # options that need the StarCraft II game, with SMAC's defaults: accepted, named once when changed
 GAME_ONLY = {"difficulty": "7", "game_version": None, "replay_dir": "", "replay_prefix": "",
              "window_size_x": 1920, "window_size_y": 1200}
+SC2_HONOURED = ("difficulty", "game_version")  # those the sc2 backend passes to the game
 _warned: set[str] = set()
 
 
-def _warn_once(names: list[str], what: str) -> None:
+def _warn_once(names: list[str], what: str, who: str = "ccoma's simulator has no StarCraft II game") -> None:
     new = [n for n in names if n not in _warned]
     if new:
         _warned.update(new)
-        warnings.warn(f"ccoma's simulator has no StarCraft II game: {', '.join(new)} {what}", stacklevel=3)
+        warnings.warn(f"{who}: {', '.join(new)} {what}", stacklevel=3)
 
 
 def random_seed() -> int:
@@ -54,7 +57,8 @@ class StarCraft2Env(MultiAgentEnv):
     Beyond SMAC's options, keyword-only: ``source`` (an episode source, e.g. a scenario phase),
     ``config`` (a :class:`~ccoma.sim.engine.SimConfig` for physics and the opponent; SMAC's options
     override its step_mul, move_amount and reward numbers), ``device`` and ``compile`` (run the
-    compiled step: ~20 s to compile, then several times faster).
+    compiled step: ~20 s to compile, then several times faster) and ``backend`` (``"sim"``, or ``"sc2"``
+    for StarCraft II itself: ``config`` is then an :class:`~ccoma.envs.sc2.config.Sc2Config`).
     """
 
     def __init__(self, map_name="8m", step_mul=8, move_amount=2, difficulty="7", game_version=None, seed=None,
@@ -64,7 +68,7 @@ class StarCraft2Env(MultiAgentEnv):
                  reward_only_positive=True, reward_death_value=10, reward_win=200, reward_defeat=0,
                  reward_negative_scale=0.5, reward_scale=True, reward_scale_rate=20, replay_dir="", replay_prefix="",
                  window_size_x=1920, window_size_y=1200, heuristic_ai=False, heuristic_rest=False, debug=False,
-                 *, source=None, config=None, device="cpu", compile=False):
+                 *, source=None, config=None, device="cpu", compile=False, backend="sim"):
         a = dict(locals())
         self._configure(a)
         self._make_sim(a)
@@ -74,8 +78,12 @@ class StarCraft2Env(MultiAgentEnv):
         from ccoma.sim.observe import ObsOptions
         from ccoma.sim.reward import RewardOptions
 
-        changed = [k for k, default in GAME_ONLY.items() if a[k] != default]
-        if changed:
+        self.backend = a["backend"]
+        ignored = GAME_ONLY if self.backend != "sc2" else {k: v for k, v in GAME_ONLY.items() if k not in SC2_HONOURED}
+        changed = [k for k, default in ignored.items() if a[k] != default]
+        if changed and self.backend == "sc2":
+            _warn_once(changed, "have no effect here (no replays or window; see docs/smac.md)", "ccoma's sc2 backend")
+        elif changed:
             _warn_once(changed, "have no effect here (the enemy is ccoma's built-in AI; see docs/smac.md)")
         self.difficulty, self.game_version = a["difficulty"], a["game_version"]
         self.replay_dir, self.replay_prefix = a["replay_dir"], a["replay_prefix"]
@@ -95,13 +103,9 @@ class StarCraft2Env(MultiAgentEnv):
 
     def _make_sim(self, a: dict) -> None:
         from ccoma.envs import make
-        from ccoma.sim.engine import SimConfig
 
-        cfg = dataclasses.replace(a["config"] or SimConfig(), step_mul=self._step_mul,
-                                  move_amount=float(self._move_amount),
-                                  reward_death_value=float(a["reward_death_value"]),
-                                  reward_win=float(a["reward_win"]), reward_scale_rate=float(a["reward_scale_rate"]))
-        self._env = env = make("sim", self.map_name, 1, self._seed, a["device"], source=a["source"], config=cfg,
+        cfg = self._backend_config(a)
+        self._env = env = make(self.backend, self.map_name, 1, self._seed, a["device"], source=a["source"], config=cfg,
                                compile=a["compile"], env_seeds=torch.tensor([self._seed]),
                                obs_options=self.obs_options, reward_options=self.reward_options)
         L = env.layout
@@ -116,6 +120,21 @@ class StarCraft2Env(MultiAgentEnv):
         self._done = True
         self._targets = np.full(self.n_agents, -1, dtype=np.int64)
         self._cache: dict = {}
+
+    def _backend_config(self, a: dict):
+        """The backend's config with SMAC's step, move and reward numbers (and, on sc2, the game's options)."""
+        smac = dict(step_mul=self._step_mul, move_amount=float(self._move_amount),
+                    reward_death_value=float(a["reward_death_value"]), reward_win=float(a["reward_win"]),
+                    reward_scale_rate=float(a["reward_scale_rate"]))
+        if self.backend == "sc2":
+            from ccoma.envs.sc2.config import Sc2Config
+
+            # SMAC's difficulty codes "1".."9", "A" are the game's levels 1-10
+            return dataclasses.replace(a["config"] or Sc2Config(), **smac, difficulty=int(str(a["difficulty"]), 16),
+                                       game_version=a["game_version"] or "")
+        from ccoma.sim.engine import SimConfig
+
+        return dataclasses.replace(a["config"] or SimConfig(), **smac)
 
     # ----------------------------------------------------------------------------------- episode
     def reset(self):
@@ -332,4 +351,7 @@ class StarCraft2Env(MultiAgentEnv):
         _warn_once(["save_replay"], "writes no replay here; `ccoma render` writes PNG frames and GIFs")
 
     def close(self):
-        """Nothing to release: the simulator holds no game process."""
+        """Quit the game on sc2; nothing to release on the simulator (it holds no game process)."""
+        close = getattr(self._env, "close", None)
+        if close is not None:
+            close()
