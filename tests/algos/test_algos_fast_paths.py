@@ -5,6 +5,7 @@ checked against a straightforward reference written here, gradients and optimise
 """
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -86,3 +87,24 @@ def test_coma_critic_walk_matches_the_reference_loop():
         assert torch.allclose(p, q, atol=1e-6)
     for p, q in zip(fast.target_critic.parameters(), ref.target_critic.parameters()):
         assert torch.equal(p, q)
+
+
+def test_building_a_learner_flushes_subnormals_unless_asked_not_to(monkeypatch):
+    """Learners turn on flush-to-zero (subnormal arithmetic is many times slower on x86);
+    CCOMA_FLUSH_DENORMAL=0 keeps IEEE subnormals."""
+    from ccoma.algos import registry
+
+    info = {"state_shape": 6, "obs_shape": 4, "n_actions": 3, "n_agents": 2, "episode_limit": 5}
+    tiny = torch.tensor([1e-39])
+    try:
+        monkeypatch.setenv("CCOMA_FLUSH_DENORMAL", "0")
+        torch.set_flush_denormal(False)
+        registry.make("qmix", info, "cpu")
+        assert float(tiny * 1.0) > 0.0
+        monkeypatch.delenv("CCOMA_FLUSH_DENORMAL")
+        registry.make("coma", info, "cpu")
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU has no flush-to-zero mode")
+        assert float(tiny * 1.0) == 0.0
+    finally:
+        torch.set_flush_denormal(True)
