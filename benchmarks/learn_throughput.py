@@ -75,9 +75,15 @@ def child(args) -> None:
     t0 = time.perf_counter()
     env = SimEnv.from_map(args.map, n_envs=budget.n_envs, seed=args.seed, compile=compile_)
     learner = registry.make(args.algo, env.get_env_info(), "cpu")
-    # the harness gives COMA its own (on-policy) buffer; value methods get the budget's replay
-    size = learner.config.buffer_size if args.algo == "coma" else budget.buffer_size
-    buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, size, device="cpu")
+    # the harness's buffer: COMA its own on-policy one, value methods the budget's replay
+    try:
+        from ccoma.data.buffer import buffer_for
+    except ImportError:  # a baseline from before buffer_for: COMA's config named its buffer's size
+        size = learner.config.buffer_size if args.algo == "coma" else budget.buffer_size
+        buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, size, device="cpu")
+    else:
+        buf = buffer_for(learner, env.n_agents, env.episode_limit, budget.buffer_size, budget.n_envs, "cpu")
+        size = buf.capacity
     rollout = Rollout(env, learner, buf)
     rollout.run(args.warmup)
     warm_s = time.perf_counter() - t0
