@@ -31,6 +31,7 @@ so a frozen parameter is never moved.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -43,8 +44,12 @@ from ccoma.config import doc
 from ccoma.data.buffer import Field, Scheme, standard_scheme
 
 
-def flush_denormals() -> None:
-    """Treat subnormal floats (magnitudes below 1.2e-38) as zero on this thread's CPU (x86 FTZ/DAZ).
+@contextlib.contextmanager
+def flushed_denormals():
+    """Within the block, subnormal floats (magnitudes below 1.2e-38) are flushed to zero on this
+    thread's CPU (x86 FTZ/DAZ); the thread's previous mode is restored after it, so other code in the
+    process (libraries that rely on IEEE subnormals) never sees the change. ``Rollout`` runs every
+    learner update inside it.
 
     RMSprop's running mean of squared gradients decays toward zero for inputs that stay silent, and
     tiny gradients square into the subnormal range; x86 cores compute on subnormals tens of times
@@ -52,8 +57,21 @@ def flush_denormals() -> None:
     with subnormals and 106 ms without (docs/throughput.md). Flushing changes only values below
     1.2e-38, far under RMSprop's eps (1e-5). ``CCOMA_FLUSH_DENORMAL=0`` keeps IEEE subnormals.
     """
-    if os.environ.get("CCOMA_FLUSH_DENORMAL", "1") != "0":
-        torch.set_flush_denormal(True)
+    if os.environ.get("CCOMA_FLUSH_DENORMAL", "1") == "0" or flushing_denormals():
+        yield
+        return
+    if not torch.set_flush_denormal(True):  # this CPU has no such mode
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread's CPU flushes subnormals now (a subnormal made and used under its mode)."""
+    return float(torch.tensor([1e-39]) * torch.tensor([1.0])) == 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +166,6 @@ class Learner:
         self._regularizers: dict[str, list[Callable[[], torch.Tensor]]] = {}
         self.train_steps = 0
         self.episodes_seen = 0
-        flush_denormals()
 
     # -- interface -----------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:

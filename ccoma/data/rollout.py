@@ -132,6 +132,8 @@ class Rollout:
         learner's own tally of episodes paid for by updates, so it is part of the learner's state and
         continues across stages and checkpoint resumes.
         """
+        from ccoma.algos.base import flushed_denormals
+
         cfg = self.learner.config
         batch_size = batch_size or cfg.batch_size
         per_update = episodes_per_update or cfg.episodes_per_update
@@ -154,7 +156,8 @@ class Rollout:
                     used, self.pending = per_update, self.pending - per_update
                     batch = self.buffer.sample(batch_size, device=self.learner.device)
                 episode = self.learner.episodes_seen + used
-                info = self.learner.train_step(batch, self.schedule_step, episode=episode)
+                with flushed_denormals():  # subnormals in optimiser state are slow on x86
+                    info = self.learner.train_step(batch, self.schedule_step, episode=episode)
                 if on_train is not None:
                     on_train(info, self.t_env)
         return cat_stats(parts)

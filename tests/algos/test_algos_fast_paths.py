@@ -89,25 +89,38 @@ def test_coma_critic_walk_matches_the_reference_loop():
         assert torch.equal(p, q)
 
 
-def test_building_a_learner_flushes_subnormals_unless_asked_not_to(monkeypatch):
-    """Learners turn on flush-to-zero (subnormal arithmetic is many times slower on x86);
+def test_updates_flush_subnormals_and_leave_the_thread_as_they_found_it(monkeypatch):
+    """Learner updates run with flush-to-zero (subnormal arithmetic is many times slower on x86), and
+    the thread's mode is restored after (hypothesis, for one, refuses to run under flush-to-zero);
     CCOMA_FLUSH_DENORMAL=0 keeps IEEE subnormals."""
-    from ccoma.algos import registry
+    from ccoma.algos.base import flushed_denormals, flushing_denormals
 
-    info = {"state_shape": 6, "obs_shape": 4, "n_actions": 3, "n_agents": 2, "episode_limit": 5}
-
-    def tiny_survives() -> bool:  # a subnormal made and multiplied under the thread's current mode
-        return float(torch.tensor([1e-39]) * torch.tensor([1.0])) > 0.0
-
-    try:
-        monkeypatch.setenv("CCOMA_FLUSH_DENORMAL", "0")
-        torch.set_flush_denormal(False)
-        registry.make("qmix", info, "cpu")
-        assert tiny_survives()
-        monkeypatch.delenv("CCOMA_FLUSH_DENORMAL")
-        registry.make("coma", info, "cpu")
+    torch.set_flush_denormal(False)
+    assert not flushing_denormals()
+    with flushed_denormals():
         if not torch.set_flush_denormal(True):
             pytest.skip("this CPU has no flush-to-zero mode")
-        assert not tiny_survives()
-    finally:
-        torch.set_flush_denormal(True)
+        assert flushing_denormals()
+    assert not flushing_denormals()
+    monkeypatch.setenv("CCOMA_FLUSH_DENORMAL", "0")
+    with flushed_denormals():
+        assert not flushing_denormals()
+
+
+def test_rollout_updates_run_flushed(monkeypatch):
+    from ccoma.algos import registry
+    from ccoma.algos.base import flushing_denormals
+    from ccoma.data.buffer import buffer_for
+    from ccoma.data.rollout import Rollout
+    from ccoma.envs import make
+
+    env = make("sim", "3m", 4, seed=0)
+    learner = registry.make("coma", env.get_env_info(), "cpu", config={"batch_size": 4, "episodes_per_update": 4})
+    seen = []
+    step = learner.train_step
+    monkeypatch.setattr(learner, "train_step", lambda *a, **k: (seen.append(flushing_denormals()), step(*a, **k))[1])
+    torch.set_flush_denormal(False)
+    Rollout(env, learner, buffer_for(learner, env.n_agents, env.episode_limit, 8, 4)).run(4 * 61)
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    assert seen and all(seen) and not flushing_denormals()

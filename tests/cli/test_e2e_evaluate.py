@@ -223,8 +223,11 @@ def test_ctrl_c_in_a_terminal_then_resume_has_the_same_metrics(tmp_path, uninter
     pexpect = pytest.importorskip("pexpect")
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     args = KILL_ARGS + ["--workers", "2"]  # a process pool (of one worker: there is one job)
+    # as a terminal user starts it: SIGINT at its default even when this test runs from a background
+    # job (which inherits SIGINT ignored, and Python then never raises KeyboardInterrupt)
     child = pexpect.spawn(sys.executable, ["-m", "ccoma.cli", *args], cwd=str(tmp_path), env=env,
-                          encoding="utf-8", timeout=300)
+                          encoding="utf-8", timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     progress = tmp_path / "ccoma_runs"
     done = 0
     while done < 5000:  # into the deployment (train 4000 + deploy 4000 steps)
