@@ -5,7 +5,6 @@ from pathlib import Path
 
 import torch
 
-from ccoma.job.envs import make_env
 from ccoma.job.state import StageState
 from ccoma.seeds import seed_for
 
@@ -25,9 +24,9 @@ def greedy_policy(learner, n_agents: int, batch: int = 1):
     return policy
 
 
-def render(spec, scenario, learner, state: StageState, when: str, out_root: Path, run, envs=None) -> None:
-    """One greedy battle on the last deployment phase, as a GIF and a few frames (Figs. 6-7).
-    ``envs``: the job's pool of short-lived environments (a new env by default)."""
+def render(spec, scenario, learner, state: StageState, when: str, out_root: Path, run, envs) -> None:
+    """One greedy battle on the last deployment phase, as a GIF and a few frames (Figs. 6-7), played
+    in an environment of ``envs``, the job's pool of short-lived environments."""
     if spec.budget.render_steps <= 0:
         return
     from ccoma.sim.render import record_episode, render_frames, write_gif
@@ -35,8 +34,7 @@ def render(spec, scenario, learner, state: StageState, when: str, out_root: Path
     rng = torch.get_rng_state()
     phase = scenario.deploy_phases[-1]
     seed = seed_for(spec.seed, "render")
-    source = scenario.phase_source(phase, seed=seed)
-    env = envs.get(source, 1, seed) if envs is not None else make_env(spec, scenario, source, 1, seed, compile=False)
+    env = envs.get(scenario.phase_source(phase, seed=seed), 1, seed)
     method = spec.methods[state.stage.mode]
     frames = record_episode(env, greedy_policy(learner, env.n_agents), max_steps=spec.budget.render_steps,
                             label=f"{method} {when} adaptation ({phase}, deployment step {state.t:,})")
@@ -45,8 +43,6 @@ def render(spec, scenario, learner, state: StageState, when: str, out_root: Path
     for png in render_frames(frames, out, every=max(1, len(frames) // 2)):
         png.rename(png.with_name(f"{when}_adaptation_{png.stem}.png"))  # names the report orders by
     run.log_artifact(out, "renders")
-    if envs is None:
-        getattr(env, "close", lambda: None)()
     torch.set_rng_state(rng)
 
 

@@ -13,13 +13,11 @@ from ccoma.job.state import StageState
 from ccoma.seeds import seed_for
 
 
-def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool | None = None) -> None:
-    """Append a row {"step", "win_rate": {phase: v}, "return": {...}} and its metric points. ``envs``:
-    the job's pool of evaluation environments (a private one by default)."""
+def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool) -> None:
+    """Append a row {"step", "win_rate": {phase: v}, "return": {...}} and its metric points, played in
+    ``envs``, the job's pool of evaluation environments."""
     from ccoma.data.rollout import evaluate
 
-    own = envs is None
-    envs = EnvPool(spec, scenario) if own else envs
     seed = seed_for(spec.seed, "matrix")
     row = {"step": state.t, "win_rate": {}, "return": {}}
     rng = torch.get_rng_state()
@@ -32,11 +30,9 @@ def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: 
                          (f"eval/{phase}/return", row["return"][phase], state.t)]
     torch.set_rng_state(rng)
     state.evals.append(row)
-    if own:
-        envs.close()
 
 
-def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool | None = None) -> None:
+def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool) -> None:
     """One point of the greedy test curve (the headline metric, as pymarl's test win rate).
 
     ``episodes`` greedy episodes from the deployment's distribution at the current step, one per
@@ -49,13 +45,9 @@ def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: 
     seed = seed_for(spec.seed, "test") * 1000 + index
     source = scenario.source("deploy", seed=seed)
     source.set_step(state.t)
-    own = envs is None
-    envs = EnvPool(spec, scenario) if own else envs
     env = envs.get(source, min(episodes, 64), seed)
     rng = torch.get_rng_state()
     stats = evaluate(env, learner, episodes)
-    if own:
-        envs.close()
     torch.set_rng_state(rng)
     win = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
     ret = float(stats["return"].mean()) if stats["return"].numel() else 0.0

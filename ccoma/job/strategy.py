@@ -98,19 +98,16 @@ def method_params(learner, mode: str, spec, trained_t: int) -> dict:
     return params
 
 
-def fisher_sampler(spec, scenario, learner, env_info: dict, schedule_t: int, envs=None):
+def fisher_sampler(spec, scenario, learner, env_info: dict, schedule_t: int, envs):
     """A sampler of training-distribution episodes for the EWC Fisher, played by the deployed
-    behaviour policy (exploration held at ``schedule_t``), from the job's ``fisher`` seed stream.
-    ``envs``: the job's pool of short-lived environments (a new env by default)."""
+    behaviour policy (exploration held at ``schedule_t``), from the job's ``fisher`` seed stream,
+    in an environment of ``envs``, the job's pool of short-lived environments."""
     from ccoma.data.buffer import EpisodeBuffer
     from ccoma.data.rollout import Rollout
-    from ccoma.job.envs import make_env
     from ccoma.seeds import seed_for
 
     seed = seed_for(spec.seed, "fisher")
-    source = scenario.source("train", seed=seed)
-    env = envs.get(source, spec.budget.n_envs, seed) if envs is not None else \
-        make_env(spec, scenario, source, spec.budget.n_envs, seed, compile=False)
+    env = envs.get(scenario.source("train", seed=seed), spec.budget.n_envs, seed)
     need = learner.config.batch_size
     buf = EpisodeBuffer(learner.scheme(), env_info["n_agents"], env_info["episode_limit"], need * 2, spec.device)
     roll = Rollout(env, learner, buf, mode="explore")
