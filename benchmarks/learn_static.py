@@ -32,21 +32,23 @@ FIELDS = ["algo", "seed", "map", "t_env", "wall_s", "train_s", "steps_per_s", "e
 
 def run_one(algo: str, seed: int, args, emit) -> None:
     from ccoma.algos import registry
-    from ccoma.data.buffer import EpisodeBuffer
+    from ccoma.data.buffer import EpisodeBuffer, buffer_for
     from ccoma.data.rollout import Rollout, evaluate
     from ccoma.sim.env import SimEnv
 
     torch.manual_seed(seed)
-    env = SimEnv.from_map(args.map, n_envs=args.n_envs, seed=seed, device=args.device)
+    env = SimEnv.from_map(args.map, n_envs=args.n_envs, seed=seed, device=args.device, compile=args.compile)
     eval_env = SimEnv.from_map(args.map, n_envs=min(args.eval_episodes, 32), seed=10_000 + seed, device=args.device)
     overrides = dict(args.overrides)
     if args.episodes_per_update:
         overrides["episodes_per_update"] = args.episodes_per_update
     learner = registry.make(algo, env.get_env_info(), args.device, overrides)
-    # the harness's data regime: on-policy learners (COMA) train on the newest episodes only
-    capacity = learner.config.batch_size + args.n_envs if learner.on_policy else args.buffer
-    buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, capacity,
-                        device=args.device, float_dtype=torch.float16 if args.half_buffer else None)
+    # the harness's buffer (ccoma.job builds it the same way): on-policy learners (COMA) train on the
+    # newest episodes only, replay learners sample from --buffer episodes
+    buf = buffer_for(learner, env.n_agents, env.episode_limit, args.buffer, args.n_envs, args.device)
+    if args.half_buffer:
+        buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, buf.capacity,
+                            device=args.device, float_dtype=torch.float16)
     rollout = Rollout(env, learner, buf)
     losses, train_s, start = [], 0.0, time.perf_counter()
     key = "loss" if algo != "coma" else "critic_loss"
@@ -112,6 +114,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--buffer", type=int, default=5000, help="replay capacity for replay learners (episodes)")
+    p.add_argument("--compile", action="store_true", help="compile the training env's step (as the quick and "
+                   "paper budgets do); evaluation stays eager, as in the harness")
     p.add_argument("--half-buffer", action="store_true", help="store float fields as float16 (half the memory)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field of every method, e.g. --set lr=0.001 (repeatable)")

@@ -12,6 +12,12 @@ from ccoma.job.envs import EnvPool
 from ccoma.job.state import StageState
 from ccoma.seeds import seed_for
 
+# environments stepped together by one evaluation (more episodes take several rounds). Budgets that
+# compile the simulator compile these too: a job evaluates ~100-1000 times, and at 32 environments
+# (the quick and paper budgets' training size) the compiled step is inductor's cached graph.
+EVAL_ENVS = 32   # a performance-matrix phase
+TEST_ENVS = 64   # a test point
+
 
 def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool) -> None:
     """Append a row {"step", "win_rate": {phase: v}, "return": {...}} and its metric points, played in
@@ -22,7 +28,8 @@ def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: 
     row = {"step": state.t, "win_rate": {}, "return": {}}
     rng = torch.get_rng_state()
     for phase in scenario.deploy_phases:
-        env = envs.get(scenario.phase_source(phase, seed=seed), min(episodes, 16), seed)  # short runs: eager
+        env = envs.get(scenario.phase_source(phase, seed=seed), min(episodes, EVAL_ENVS), seed,
+                       compile=spec.budget.compile)
         stats = evaluate(env, learner, episodes)
         row["win_rate"][phase] = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
         row["return"][phase] = float(stats["return"].mean()) if stats["return"].numel() else 0.0
@@ -45,7 +52,7 @@ def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: 
     seed = seed_for(spec.seed, "test") * 1000 + index
     source = scenario.source("deploy", seed=seed)
     source.set_step(state.t)
-    env = envs.get(source, min(episodes, 64), seed)
+    env = envs.get(source, min(episodes, TEST_ENVS), seed, compile=spec.budget.compile)
     rng = torch.get_rng_state()
     stats = evaluate(env, learner, episodes)
     torch.set_rng_state(rng)

@@ -211,6 +211,10 @@ class SimEnv(BattleViews):
         def advance(actions: torch.Tensor) -> StepOut:
             if not warm:  # the first call compiles (which the guard-skipping stance forbids)
                 warm.append(True)
+                if actions.device.type == "cpu":  # inductor's C++ build warns about a CUDA_HOME it does not use
+                    import logging
+
+                    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
                 return fn(actions)
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
                 return fn(actions)
