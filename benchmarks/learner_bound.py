@@ -104,7 +104,7 @@ def measure(algo: str, args) -> dict:
     buf = buffer_for(learner, env.n_agents, env.episode_limit, 5000, 32, "cpu")
     rollout = Rollout(env, learner, buf)
     rollout.run(2_000, learn=False)                   # compile, warm
-    t0, steps0, cpu0 = rollout.t_env, time.perf_counter(), time.process_time()
+    t0, cpu0 = rollout.t_env, time.process_time()
     stats = rollout.run(args.collect, learn=False)    # acting + simulator + buffer writes, no updates
     act_cpu = (time.process_time() - cpu0) / (rollout.t_env - t0)
     episodes = int(stats["won"].numel())
