@@ -43,8 +43,8 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     # seconds per job: for tests and CI
-    "smoke": Budget(train_steps=3_000, deploy_steps=3_000, n_envs=8, log_points=10, eval_points=3,
-                    eval_episodes=8, test_points=6, test_episodes=8, checkpoints=3, buffer_size=200,
+    "smoke": Budget(train_steps=3_000, deploy_steps=3_000, n_envs=8, log_points=10, eval_points=2,
+                    eval_episodes=8, test_points=3, test_episodes=8, checkpoints=3, buffer_size=200,
                     render_steps=12),
     # minutes on a laptop: shows the shift
     "quick": Budget(train_steps=200_000, deploy_steps=200_000, n_envs=32, log_points=50, eval_points=8,

@@ -1,6 +1,8 @@
 """Checks of a store written by a smoke-budget ``ccoma evaluate`` (tests/cli and tests/analysis share them)."""
 import numpy as np
 
+from ccoma.run_config import BUDGETS
+
 
 def series(frame, method, metric, seed=None):
     rows = frame[(frame.method == method) & (frame.key == metric)]
@@ -28,7 +30,7 @@ def check_store(uri, methods, scenario="shifting_spawn", exclude_suffix=None, st
             evals = [s for s, _ in series(frame, m, "eval/new_sites/win_rate", seed)]
             assert evals[0] == 0 and evals[-1] == steps_per_stage
             tests = [s for s, _ in series(frame, m, "deploy/test/win_rate", seed)]
-            assert tests[0] == 0 and tests[-1] == steps_per_stage and len(tests) >= 7
+            assert tests[0] == 0 and tests[-1] == steps_per_stage and len(tests) >= BUDGETS["smoke"].test_points + 1
     tracker = Tracker(uri)
     runs = tracker.reader.load_runs(scenario)
     assert set(runs.status) == {"finished"}

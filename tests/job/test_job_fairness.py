@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from ccoma.algos.coma import COMALearner
+from ccoma.run_config import BUDGETS
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_greedy_test_curve_and_parameter_budgets_are_logged(harness):
     run_id = harness["deployed"]["methods"]["c-coma"]["run_id"]
     client = Tracker(harness["uri"]).client
     steps = [m.step for m in client.get_metric_history(run_id, "deploy/test/win_rate")]
-    assert steps[0] == 0 and steps[-1] == 3_000 and len(steps) >= 6 + 1
+    assert steps[0] == 0 and steps[-1] == 3_000 and len(steps) >= BUDGETS["smoke"].test_points + 1
     params = client.get_run(run_id).data.params
     live, total = int(params["params.trainable"]), int(params["params.total"])
     assert 0 < live < total
