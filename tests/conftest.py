@@ -124,12 +124,23 @@ def smoke_evaluate(tmp_path_factory):
     return SimpleNamespace(root=root, uri=f"sqlite:///{root / 'mlflow.db'}", stdout=res.stdout)
 
 
+_STORE_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_store_from_the_shell():
+    """A store named in the developer's environment is not the tests' store (module and session
+    fixtures run before the per-test clean-up below)."""
+    for var in _STORE_VARS:
+        os.environ.pop(var, None)
+
+
 @pytest.fixture(autouse=True)
 def _no_inherited_tracking_uri():
-    """mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI; keep one test's store out of the next
-    test (and out of the ccoma subprocesses it starts)."""
-    before = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    """mlflow.set_tracking_uri() / set_registry_uri() export $MLFLOW_TRACKING_URI / $MLFLOW_REGISTRY_URI;
+    keep one test's store out of the next test (and out of the ccoma subprocesses it starts)."""
+    for var in _STORE_VARS:
+        os.environ.pop(var, None)
     yield
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if before is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+    for var in _STORE_VARS:
+        os.environ.pop(var, None)

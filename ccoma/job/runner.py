@@ -16,7 +16,7 @@ import torch
 
 from ccoma import checkpoint as ckpt
 from ccoma.job import artifacts, evaluation, strategy, summary
-from ccoma.job.envs import EnvPool, make_env
+from ccoma.job.envs import EnvPool
 from ccoma.job.spec import JobSpec, job_dir, progress_file, stages
 from ccoma.job.state import StageState
 from ccoma.job.weights import FINAL_LEVEL, trained_weights
@@ -48,6 +48,9 @@ class Job:
                                                    params=dict(spec.params, method=m, mode=mode, seed=spec.seed))
                      for mode, m in spec.methods.items()}
         self.envs = EnvPool(spec, self.scenario)  # probe, evaluation, pictures: built once, reseeded per use
+        # the stages' environment: one, reseeded for each stage (a compiled step traced once, sc2 games
+        # launched once); a pool of its own because evaluations run in the middle of a stage
+        self.stage_envs = EnvPool(spec, self.scenario)
         probe = self.envs.get(self.scenario.source("train", seed=spec.seed), 1, spec.seed)
         self.env_info = probe.get_env_info()
         self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
@@ -115,7 +118,8 @@ class Job:
                 saved = None
                 self.stage_index += 1
         finally:
-            self.envs.close()  # sc2: end the evaluation games
+            self.envs.close()  # sc2: end the evaluation and stage games
+            self.stage_envs.close()
         return self._finish()
 
     def _buffer(self):
@@ -138,7 +142,8 @@ class Job:
             source = self.scenario.phase_source(spec.reference[0], seed=seed_for(spec.seed, "deploy_env"))
         else:
             source = self.scenario.source(kind, seed=spec.seed)
-        env = make_env(spec, self.scenario, source, spec.budget.n_envs, seed_for(spec.seed, f"{kind}_env"))
+        env = self.stage_envs.get(source, spec.budget.n_envs, seed_for(spec.seed, f"{kind}_env"),
+                                  compile=spec.budget.compile)
         if s.mode == "continual":
             # on a fresh start and a resume alike, toward the trained weights
             strategy.anchor(self.learner, spec.continual, self.trained_t,
@@ -157,10 +162,7 @@ class Job:
             source.set_step(stage.t)
             rollout.reset()
             self._flush(stage)  # points saved with the checkpoint; the tracker skips those it holds
-        try:
-            self._loop(stage, env, source, rollout, buffer, act)
-        finally:
-            getattr(env, "close", lambda: None)()  # sc2: end the game processes
+        self._loop(stage, env, source, rollout, buffer, act)
         if not s.is_train and not s.is_reference:
             if s.mode == "continual":
                 self._render(stage, "after")

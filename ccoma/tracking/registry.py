@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -85,16 +86,19 @@ class ModelRegistry:
         import torch
 
         uri = self.tracker.uri
-        mlflow.set_tracking_uri(uri)  # Model.log and registration use the global store
+        # Model.log and registration use the global store; set it for this call only (mlflow also exports
+        # it as $MLFLOW_TRACKING_URI / $MLFLOW_REGISTRY_URI, which every later subprocess would inherit)
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         quiet = logging.getLogger("mlflow.pyfunc")  # its cloudpickle advice is about foreign objects
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         # Created here so it lands in the run's experiment: Model.log alone would use the process's
         # active experiment (the store's Default one, with an artifact root relative to some old cwd).
-        logged = self.client.create_logged_model(run.experiment_id, name="model", source_run_id=run.run_id)
         chatter = io.StringIO()  # "Successfully registered model ..." and the like, printed over the progress bar
         try:
+            logged = self.client.create_logged_model(run.experiment_id, name="model", source_run_id=run.run_id)
             with contextlib.redirect_stderr(chatter):
                 return mlflow.models.Model.log(
                     artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run.run_id,
@@ -103,6 +107,11 @@ class ModelRegistry:
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy", "pandas"],
                     registered_model_name=name, await_registration_for=60)
         finally:
+            mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+            mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
             quiet.setLevel(level)
             for line in chatter.getvalue().splitlines():
                 if line.strip() and not line.startswith(("Successfully registered model", "Created version",

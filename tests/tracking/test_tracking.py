@@ -201,6 +201,10 @@ def test_registry_champion_and_pyfunc_predict(store, tmp_path):
     obs = torch.randn(8, 3, 6, generator=gen)
     avail = torch.rand(8, 3, 5, generator=gen) > 0.5
     avail[..., 0] |= ~avail.any(-1)  # at least one available action each
+    # registering left the process's default store alone; a user points mlflow at the store to load
+    assert os.environ.get("MLFLOW_TRACKING_URI") is None and os.environ.get("MLFLOW_REGISTRY_URI") is None
+    mlflow.set_tracking_uri(tracker.uri)
+    mlflow.set_registry_uri(tracker.uri)
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     actions = model.predict({"obs": obs.numpy(), "avail": avail.numpy().astype(np.float32)})
     assert actions.shape == (8, 3)
