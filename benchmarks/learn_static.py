@@ -32,7 +32,7 @@ FIELDS = ["algo", "seed", "map", "t_env", "wall_s", "train_s", "steps_per_s", "e
 
 def run_one(algo: str, seed: int, args, emit) -> None:
     from ccoma.algos import registry
-    from ccoma.data.buffer import EpisodeBuffer, buffer_for
+    from ccoma.data.buffer import buffer_for
     from ccoma.data.rollout import Rollout, evaluate
     from ccoma.sim.env import SimEnv
 
@@ -45,10 +45,8 @@ def run_one(algo: str, seed: int, args, emit) -> None:
     learner = registry.make(algo, env.get_env_info(), args.device, overrides)
     # the harness's buffer (ccoma.job builds it the same way): on-policy learners (COMA) train on the
     # newest episodes only, replay learners sample from --buffer episodes
-    buf = buffer_for(learner, env.n_agents, env.episode_limit, args.buffer, args.n_envs, args.device)
-    if args.half_buffer:
-        buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, buf.capacity,
-                            device=args.device, float_dtype=torch.float16)
+    buf = buffer_for(learner, env.n_agents, env.episode_limit, args.buffer, args.n_envs, args.device,
+                     float_dtype=torch.float16 if args.half_buffer else None)
     rollout = Rollout(env, learner, buf)
     losses, train_s, start = [], 0.0, time.perf_counter()
     key = "loss" if algo != "coma" else "critic_loss"

@@ -50,7 +50,7 @@ def mm_rate(m: int, k: int, n: int, reps: int = 20) -> float:
     import torch
 
     a, b = torch.randn(m, k), torch.randn(k, n)
-    inner = max(1, int(2e7 // (2 * m * k * n)) or 1)
+    inner = max(1, int(2e7 // (2 * m * k * n)))
 
     def go():
         for _ in range(inner):
@@ -109,7 +109,7 @@ def measure(algo: str, args) -> dict:
     act_cpu = (time.process_time() - cpu0) / (rollout.t_env - t0)
     episodes = int(stats["won"].numel())
     cfg = learner.config
-    on_policy = getattr(learner, "on_policy", False)
+    on_policy = learner.on_policy
     batch = buf.latest(cfg.batch_size) if on_policy else buf.sample(cfg.batch_size)
     # updates per env step: one per batch_size new episodes (COMA, on-policy) or per episodes_per_update
     per_update = cfg.batch_size if on_policy else cfg.episodes_per_update

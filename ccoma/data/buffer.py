@@ -145,12 +145,13 @@ class EpisodeBuffer:
 
 
 def buffer_for(learner, n_agents: int, episode_limit: int, replay_size: int, n_envs: int,
-               device: str | torch.device = "cpu") -> EpisodeBuffer:
+               device: str | torch.device = "cpu", float_dtype: torch.dtype | None = None) -> EpisodeBuffer:
     """The buffer a learner's data regime asks for.
 
     On-policy learners (``learner.on_policy``) get room for the episodes that can finish before
     their next update (``batch_size - 1`` waiting plus one batched step of ``n_envs``); every update
     uses those and only those. Replay learners get ``replay_size`` episodes (the run's budget).
+    ``float_dtype``: the storage of float fields (see :class:`EpisodeBuffer`).
     """
     capacity = learner.config.batch_size + n_envs if learner.on_policy else replay_size
-    return EpisodeBuffer(learner.scheme(), n_agents, episode_limit, capacity, device)
+    return EpisodeBuffer(learner.scheme(), n_agents, episode_limit, capacity, device, float_dtype)

@@ -156,8 +156,6 @@ class BattleViews:
         self.generator = torch.Generator().manual_seed(seed)
         self._env_seeds = rng.hash_keys(seed, torch.arange(self.n_envs)).long()
         self.set_source(source if source is not None else self.source)
-        if getattr(self, "stats", None):  # counters a backend keeps (sc2: restarts, dropped episodes) start at 0
-            self.stats = dict.fromkeys(self.stats, 0)
 
     def set_rng_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])

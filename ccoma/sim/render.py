@@ -324,6 +324,8 @@ def render_frames(frames: Sequence[Frame], out_dir: str | Path, unit_types: Sequ
     """Write ``frame_<step>.png`` for every ``every``-th frame (and the last) into ``out_dir``.
 
     ``crop``: zoom on the part of the arena the battle uses (the same view in every frame)."""
+    from PIL import Image
+
     picked = _pick(frames, every)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -331,8 +333,6 @@ def render_frames(frames: Sequence[Frame], out_dir: str | Path, unit_types: Sequ
     if crop:
         painter.fit(frames)
     paths = []
-    from PIL import Image
-
     for f in picked:
         p = out / f"frame_{f.step:04d}.png"
         painter.draw(f)

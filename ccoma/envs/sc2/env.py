@@ -75,6 +75,11 @@ class Sc2Env(BattleViews):
         self.set_source(source or MapSource(map_spec))
 
     # ----------------------------------------------------------------------------------- setup
+    def reseed(self, seed: int, source: EpisodeSource | None = None) -> None:
+        """As a new env would: also the restart and dropped-episode counters start at 0."""
+        super().reseed(seed, source)
+        self.stats = dict.fromkeys(self.stats, 0)
+
     def set_source(self, source: EpisodeSource) -> None:
         """Use ``source`` for every episode from now on (observation sizes must not change)."""
         from ccoma.sim.mechanics import Mechanics
