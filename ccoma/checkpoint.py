@@ -71,16 +71,35 @@ def load(path: str | Path) -> dict:
     return state
 
 
+def _live_slots(lengths: torch.Tensor, slots: int) -> torch.Tensor:
+    """[n, slots] bool: an episode's steps and the final slot after them (what the rollout writes)."""
+    return torch.arange(slots, device=lengths.device)[None] < (lengths + 1).clamp_max(slots)[:, None]
+
+
 def buffer_state(buf) -> dict:
+    """The buffer's filled part. Only each episode's live slots are kept (``packed``): episodes are
+    padded to the episode limit and are about half padding, which the rollout leaves zero; if any
+    padding is not zero (episodes inserted by other code), every slot is kept."""
     n = buf.size
-    return {"data": {k: v[:n].clone() for k, v in buf.data.items()}, "lengths": buf.lengths[:n].clone(),
-            "ids": buf.ids[:n].clone(), "ptr": buf.ptr, "size": n, "episodes_in": buf.episodes_in}
+    state = {"lengths": buf.lengths[:n].clone(), "ids": buf.ids[:n].clone(), "ptr": buf.ptr, "size": n,
+             "episodes_in": buf.episodes_in}
+    live = _live_slots(buf.lengths[:n], buf.slots)
+    if not any(bool(v[:n][~live].any()) for v in buf.data.values()):
+        return {**state, "packed": True, "data": {k: v[:n][live] for k, v in buf.data.items()}}
+    return {**state, "data": {k: v[:n].clone() for k, v in buf.data.items()}}
 
 
 def load_buffer_state(buf, sd: dict) -> None:
     n = int(sd["size"])
-    for k, v in sd["data"].items():
-        buf.data[k][:n] = v.to(buf.data[k].device)
+    if sd.get("packed"):
+        live = _live_slots(sd["lengths"].to(buf.lengths.device), buf.slots)
+        for k, v in sd["data"].items():
+            rows = buf.data[k][:n]
+            rows.zero_()
+            rows[live] = v.to(rows.device)
+    else:
+        for k, v in sd["data"].items():
+            buf.data[k][:n] = v.to(buf.data[k].device)
     buf.lengths[:n] = sd["lengths"].to(buf.lengths.device)
     if "ids" in sd:
         buf.ids[:n] = sd["ids"].to(buf.ids.device)

@@ -131,7 +131,8 @@ def run_ray(specs: list, address: str = "", poll: float | None = None) -> Iterat
         _init_ray(ray, address)
     remote = ray.remote(num_cpus=1, max_retries=0)(_run_job)
     try:
-        refs = {remote.options(runtime_env={"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true"}}).remote(s): s
+        refs = {remote.options(num_cpus=max(1, getattr(s, "threads", 1)),  # a job's learner threads
+                               runtime_env={"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true"}}).remote(s): s
                 for s in specs}
         pending = list(refs)
         while pending:

@@ -27,6 +27,8 @@ def config_hash(cfg: RunConfig) -> str:
     """A short hash of everything that shapes the results (not where they are logged)."""
     data = dataclasses.asdict(dataclasses.replace(cfg, tracking_uri="", run_dir="", executor="local", workers=0,
                                                   ray_address="", report=True))
+    if data["threads"] == 1:  # the default (and the only setting before it existed): earlier runs keep their hash
+        del data["threads"]
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -54,7 +56,7 @@ def job_specs(cfg: RunConfig, run_key: str, params: dict) -> list:
                     budget=cfg.budget, continual=cfg.continual, algo_overrides=dict(cfg.algo), sim=dict(cfg.sim),
                     device=check_device(cfg.device), tracking_uri=cfg.tracking_uri, run_key=run_key,
                     budget_name=cfg.budget_name, backend=describe(cfg.backend), params=params,
-                    run_dir=cfg.run_dir, reference=reference)
+                    run_dir=cfg.run_dir, reference=reference, threads=cfg.threads)
             for j in jobs(cfg)]
 
 

@@ -99,6 +99,12 @@ class RunConfig:
     device: str = doc("torch device for simulation and learning: cpu, cuda or auto.", "cpu")
     executor: str = doc("local (process pool) or ray.", "local")
     workers: int = doc("Parallel jobs for the local executor (0 = number of CPU cores).", 0)
+    threads: int = doc("torch threads per job for learner updates (acting and the simulator always use one). "
+                       "1: a seed's results are bit-identical on any executor and worker count. More speeds "
+                       "up the QMIX/VDN updates (about 1.45x with 2 threads on a 2-core machine; COMA ~1.1x, "
+                       "docs/throughput.md) but regroups the sums inside matrix products, so a seed's results "
+                       "at another thread count differ slightly (as noise, not bias). Keep workers x threads "
+                       "within the CPU cores.", 1)
     ray_address: str = doc("Ray cluster address for executor=ray ('' = start a local runtime).", "")
     tracking_uri: str = doc("MLflow tracking URI ('' = sqlite:///mlflow.db in the working directory).", "")
     run_dir: str = doc("Where checkpoints and run files go.", "ccoma_runs")
@@ -145,6 +151,9 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
     if not seeds:
         raise ConfigError("--seed", "at least one seed is needed")
     fields = {k: v for k, v in fields.items() if v is not None}
+    threads = fields.get("threads", cfg.threads)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError("--threads", f"threads per job must be a whole number of at least 1, got {threads!r}")
     cfg = dataclasses.replace(cfg, scenario=scenario_name, methods=methods, seeds=seeds,
                               budget_name=budget_name, budget=budget, **fields)
     check(cfg, scenario, where)

@@ -45,6 +45,24 @@ from ccoma.data.buffer import Field, Scheme, standard_scheme
 
 
 @contextlib.contextmanager
+def update_threads(n: int):
+    """Within the block, torch uses ``n`` intra-op threads (then the previous count again). Jobs act and
+    step the simulator on one thread (``RunConfig.threads``: more would not pay at 32 environments,
+    and a compiled step is traced for one thread count); ``Rollout`` runs learner updates inside this.
+    Thread counts above one regroup the sums inside matrix products (different rounding), and only
+    the calling thread flushes subnormals (``flushed_denormals``)."""
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def flushed_denormals():
     """Within the block, subnormal floats (magnitudes below 1.2e-38) are flushed to zero on this
     thread's CPU (x86 FTZ/DAZ); the thread's previous mode is restored after it, so other code in the

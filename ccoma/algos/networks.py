@@ -39,6 +39,10 @@ class RNNAgent(nn.Module):
         GRUCell walk, kept in :meth:`forward` for acting), bit for bit on CPU, but its backward
         pass does not pay one full-size zero gradient per sliced time step as ``x[:, t]`` did.
         """
+        return self.fc2(self.trunk(inputs))                       # [B, T, N, A]
+
+    def trunk(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The hidden states of :meth:`unroll` (fc1 and the GRU): inputs [B, T, N, D] -> [B, T, N, H]."""
         b, t, n, _ = inputs.shape
         x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
         seq = x.transpose(1, 2).reshape(b * n, t, self.hidden_dim)  # [B*N, T, H]
@@ -46,8 +50,20 @@ class RNNAgent(nn.Module):
         h0 = self.init_hidden(1, b * n)                           # [layers=1, B*N, H]
         hs, _ = torch.gru(seq, h0, [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh],
                           True, 1, 0.0, self.training, False, True)
-        hs = hs.view(b, n, t, self.hidden_dim).transpose(1, 2)    # [B, T, N, H]
-        return self.fc2(hs)                                       # [B, T, N, A]
+        return hs.view(b, n, t, self.hidden_dim).transpose(1, 2)  # [B, T, N, H]
+
+    def trunk_params(self) -> list[nn.Parameter]:
+        return [*self.fc1.parameters(), *self.rnn.parameters()]
+
+
+def same_frozen_trunk(agent: RNNAgent, target: RNNAgent) -> bool:
+    """True when neither agent's trunk (fc1, GRU) learns and both hold the same trunk weights: their
+    hidden states over the same inputs are then the same numbers, computed once. So it is in a
+    continual deployment that trains only the output layer (the default trainable set)."""
+    if agent.training != target.training:
+        return False
+    mine, theirs = agent.trunk_params(), target.trunk_params()
+    return not any(p.requires_grad for p in mine) and all(torch.equal(a, b) for a, b in zip(mine, theirs))
 
 
 class Critic(nn.Module):

@@ -43,6 +43,9 @@ def common_options(fn):
                      help="YAML file of RunConfig overrides (see docs/config.md)."),
         click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)."),
         click.option("--device", default=None, help="cpu, cuda or auto."),
+        click.option("--threads", type=click.IntRange(1, 1024), default=None,
+                     help="torch threads per job for learner updates (default 1: results bit-identical on any "
+                          "worker count; 2 makes QMIX/VDN updates ~1.45x faster but regroups sums)."),
         BACKEND_OPTION,
     ]
     for opt in reversed(opts):
@@ -76,8 +79,8 @@ def load_overrides(config_file):
 @click.option("--reference", is_flag=True, default=None,
               help="Also train from-scratch references on the unseen phase (<algo>-reference runs), so the "
                    "report can give forward transfer.")
-def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, backend, methods, seeds,
-             executor, workers, ray_address, run_dir, resume, report, reference):
+def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, backend, methods,
+             seeds, executor, workers, ray_address, run_dir, resume, report, reference):
     """Train each method, deploy it frozen or still learning into the changing world, and report.
 
     Example: ccoma evaluate --scenario shifting_spawn --budget quick
@@ -87,9 +90,9 @@ def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_
 
     cfg = resolve(scenario, budget, methods=methods, seeds=seeds, train_steps=train_steps,
                   deploy_steps=deploy_steps, overrides=load_overrides(config_file),
-                  where=config_file or "config", tracking_uri=tracking_uri, device=device, backend=backend,
-                  executor=executor, workers=workers, ray_address=ray_address, run_dir=run_dir, report=report,
-                  reference=reference)
+                  where=config_file or "config", tracking_uri=tracking_uri, device=device, threads=threads,
+                  backend=backend, executor=executor, workers=workers, ray_address=ray_address, run_dir=run_dir,
+                  report=report, reference=reference)
     if cfg.ray_address and cfg.executor != "ray":
         from ccoma.errors import CcomaError
 

@@ -34,8 +34,9 @@ def cat_stats(parts: list[dict]) -> dict[str, torch.Tensor]:
 class Rollout:
     """Keeps B episodes running across calls and writes finished ones into ``buffer``."""
 
-    def __init__(self, env, learner, buffer: EpisodeBuffer | None = None, mode: str = "explore"):
+    def __init__(self, env, learner, buffer: EpisodeBuffer | None = None, mode: str = "explore", threads: int = 1):
         self.env, self.learner, self.buffer, self.mode = env, learner, buffer, mode
+        self.threads = threads  # torch threads for learner updates (acting stays on the caller's count)
         self.n_envs, self.n_agents = env.n_envs, env.n_agents
         self.device = torch.device(env.device)
         self.scheme = learner.scheme()
@@ -132,7 +133,7 @@ class Rollout:
         learner's own tally of episodes paid for by updates, so it is part of the learner's state and
         continues across stages and checkpoint resumes.
         """
-        from ccoma.algos.base import flushed_denormals
+        from ccoma.algos.base import flushed_denormals, update_threads
 
         cfg = self.learner.config
         batch_size = batch_size or cfg.batch_size
@@ -156,7 +157,7 @@ class Rollout:
                     used, self.pending = per_update, self.pending - per_update
                     batch = self.buffer.sample(batch_size, device=self.learner.device)
                 episode = self.learner.episodes_seen + used
-                with flushed_denormals():  # subnormals in optimiser state are slow on x86
+                with flushed_denormals(), update_threads(self.threads):  # subnormals in optimiser state are slow on x86
                     info = self.learner.train_step(batch, self.schedule_step, episode=episode)
                 if on_train is not None:
                     on_train(info, self.t_env)

@@ -3,8 +3,18 @@
 Each row plays ``episodes`` greedy episodes on every deployment phase's own distribution, in
 environments freshly seeded from the job's ``matrix`` stream, so every method of a seed meets the same
 episodes. Evaluation never shifts the training streams (torch's random state is restored).
+
+A greedy evaluation on the simulator is a pure function of the policy's weights and the episodes it
+is dealt (the evaluation env is reseeded for each use and the simulator is deterministic), so a job
+keeps an :class:`EvalCache`: a frozen deployment's performance-matrix rows repeat its first row,
+and a frozen-explore deployment's rows and test points repeat the frozen deployment's (the same
+trained weights, the same episodes). Those are looked up instead of played again; the numbers are
+the ones playing would give. StarCraft II games are not bit-for-bit repeatable, so the sc2 backend
+plays every evaluation.
 """
 from __future__ import annotations
+
+import hashlib
 
 import torch
 
@@ -19,18 +29,54 @@ EVAL_ENVS = 32   # a performance-matrix phase
 TEST_ENVS = 64   # a test point
 
 
-def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool) -> None:
+def policy_digest(learner) -> bytes:
+    """A digest of every network's weights and buffers: equal digests act the same."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, net in sorted(learner.networks().items()):
+        for key, value in net.state_dict().items():
+            h.update(f"{name}.{key}:{value.dtype}:{tuple(value.shape)}".encode())
+            h.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.digest()
+
+
+class EvalCache:
+    """Greedy evaluation results keyed by (what was played, the policy's digest)."""
+
+    def __init__(self):
+        self._stats: dict[tuple, dict] = {}
+        self.hits = self.misses = 0
+
+    def play(self, key: tuple, learner, run) -> dict:
+        """``run()``'s stats, or the stats of an earlier call with this key and the same weights."""
+        full = key + (policy_digest(learner),)
+        if full in self._stats:
+            self.hits += 1
+            return self._stats[full]
+        self.misses += 1
+        stats = self._stats[full] = run()
+        return stats
+
+
+def _play(cache: EvalCache | None, key: tuple, learner, run) -> dict:
+    return run() if cache is None else cache.play(key, learner, run)
+
+
+def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool,
+               cache: EvalCache | None = None) -> None:
     """Append a row {"step", "win_rate": {phase: v}, "return": {...}} and its metric points, played in
-    ``envs``, the job's pool of evaluation environments."""
+    ``envs``, the job's pool of evaluation environments (or looked up in ``cache``)."""
     from ccoma.data.rollout import evaluate
 
     seed = seed_for(spec.seed, "matrix")
     row = {"step": state.t, "win_rate": {}, "return": {}}
     rng = torch.get_rng_state()
     for phase in scenario.deploy_phases:
-        env = envs.get(scenario.phase_source(phase, seed=seed), min(episodes, EVAL_ENVS), seed,
-                       compile=spec.budget.compile)
-        stats = evaluate(env, learner, episodes)
+        def run():
+            env = envs.get(scenario.phase_source(phase, seed=seed), min(episodes, EVAL_ENVS), seed,
+                           compile=spec.budget.compile)
+            return evaluate(env, learner, episodes)
+
+        stats = _play(cache, ("matrix", phase, seed, episodes), learner, run)
         row["win_rate"][phase] = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
         row["return"][phase] = float(stats["return"].mean()) if stats["return"].numel() else 0.0
         state.points += [(f"eval/{phase}/win_rate", row["win_rate"][phase], state.t),
@@ -39,7 +85,8 @@ def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: 
     state.evals.append(row)
 
 
-def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool) -> None:
+def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool,
+               cache: EvalCache | None = None) -> None:
     """One point of the greedy test curve (the headline metric, as pymarl's test win rate).
 
     ``episodes`` greedy episodes from the deployment's distribution at the current step, one per
@@ -50,11 +97,15 @@ def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: 
 
     index = len(state.tests["steps"])
     seed = seed_for(spec.seed, "test") * 1000 + index
-    source = scenario.source("deploy", seed=seed)
-    source.set_step(state.t)
-    env = envs.get(source, min(episodes, TEST_ENVS), seed, compile=spec.budget.compile)
+
+    def run():
+        source = scenario.source("deploy", seed=seed)
+        source.set_step(state.t)
+        env = envs.get(source, min(episodes, TEST_ENVS), seed, compile=spec.budget.compile)
+        return evaluate(env, learner, episodes)
+
     rng = torch.get_rng_state()
-    stats = evaluate(env, learner, episodes)
+    stats = _play(cache, ("test", seed, state.t, episodes), learner, run)
     torch.set_rng_state(rng)
     win = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
     ret = float(stats["return"].mean()) if stats["return"].numel() else 0.0

@@ -15,6 +15,7 @@ import time
 import torch
 
 from ccoma import checkpoint as ckpt
+from ccoma.envs.factory import backend_of
 from ccoma.job import artifacts, evaluation, strategy, summary
 from ccoma.job.envs import EnvPool
 from ccoma.job.spec import JobSpec, job_dir, progress_file, stages
@@ -51,6 +52,8 @@ class Job:
         # the stages' environment: one, reseeded for each stage (a compiled step traced once, sc2 games
         # launched once); a pool of its own because evaluations run in the middle of a stage
         self.stage_envs = EnvPool(spec, self.scenario)
+        # greedy evaluations already played with the same weights (frozen deployments repeat them)
+        self.eval_cache = evaluation.EvalCache() if backend_of(spec.backend) == "sim" else None
         probe = self.envs.get(self.scenario.source("train", seed=spec.seed), 1, spec.seed)
         self.env_info = probe.get_env_info()
         self.learner = registry.make(spec.algo, self.env_info, spec.device, config=spec.algo_overrides.get(spec.algo))
@@ -151,7 +154,7 @@ class Job:
                                                             self.trained_t, self.envs))
         if saved is not None:
             self.learner.load_state_dict(saved["learner"])
-        rollout = Rollout(env, self.learner, buffer, mode=act.mode)
+        rollout = Rollout(env, self.learner, buffer, mode=act.mode, threads=spec.threads)
         rollout.schedule_t = act.schedule_t
         if saved is not None:
             if buffer is not None and saved["buffer"]:
@@ -178,9 +181,7 @@ class Job:
         test_every = max(1, n_chunks // b.test_points)
         tests = not s.is_train and not s.is_reference   # the test curve follows the deployment's schedule
         if not s.is_train and not stage.evals:
-            evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes, self.envs)
-            if tests:
-                evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs)
+            self._evaluate(stage, row=True, test=tests)
             if s.mode == "continual":
                 self._render(stage, "before")
         while stage.t < stage.steps:
@@ -201,10 +202,8 @@ class Job:
             for key, value in getattr(env, "stats", {}).items():  # sc2: games restarted, episodes dropped
                 stage.points.append((f"{s.prefix}/env/{key}", float(value), stage.t))
             last = stage.t >= stage.steps
-            if not s.is_train and ((i + 1) % eval_every == 0 or last):
-                evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes, self.envs)
-            if tests and ((i + 1) % test_every == 0 or last):
-                evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs)
+            self._evaluate(stage, row=not s.is_train and ((i + 1) % eval_every == 0 or last),
+                           test=tests and ((i + 1) % test_every == 0 or last))
             if (i + 1) % ckpt_every == 0 or last:
                 rng = ckpt.rng_state(env)  # a resume restores this, then resets as we do now
                 source.set_step(stage.t)
@@ -213,6 +212,16 @@ class Job:
                     self.trained, self.trained_t = self.learner.state_dict(), stage.steps
                 self._save(stage, rng, buffer)
                 self._flush(stage)
+
+    def _evaluate(self, stage: StageState, row: bool, test: bool) -> None:
+        """A performance-matrix row and/or a test point, at the stage's current step."""
+        b = self.spec.budget
+        if row:
+            evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes, self.envs,
+                                  self.eval_cache)
+        if test:
+            evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs,
+                                  self.eval_cache)
 
     def _render(self, stage: StageState, when: str) -> None:
         artifacts.render(self.spec, self.scenario, self.learner, stage, when, self.dir, self.runs[stage.stage.mode],

@@ -44,6 +44,7 @@ class JobSpec:
     stages: tuple = ()          # () = train, then a deployment per requested mode; ("train",) = train only
     init_from: str = ""         # deploy from this trained checkpoint (or policy directory) instead of training
     reference: tuple = ()       # (phase, steps) of the from-scratch reference stage, when methods has "reference"
+    threads: int = 1            # torch threads for learner updates (RunConfig.threads)
 
 
 @dataclasses.dataclass(frozen=True)

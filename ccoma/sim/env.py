@@ -7,6 +7,8 @@ view over it is :class:`ccoma.smac.env.StarCraft2Env`.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from ccoma.envs.base import EpisodeSource, EpisodeSpecs, StepOut
@@ -110,6 +112,8 @@ class FixedSource:
 #   B=1 (8.7K vs 7.5K / 7.1K steps per CPU-second) and tied at B=512 (docs/simulator.md); on
 #   AVX2-only CPUs the compiler vectorises for AVX2 the same way (not measured on such a machine).
 SIMDLEN = {"AVX512": 8, "AVX2": 8, "DEFAULT": 8}
+# episodes per environment whose worlds a keyed scenario source draws in advance (ScenarioSource.sample)
+AHEAD = 4
 
 
 def compile_options(capability: str | None = None) -> dict:
@@ -235,6 +239,7 @@ class SimEnv(BattleViews):
         if getattr(self, "layout", None) is not None and layout != self.layout:
             raise ConfigError("sim", f"episode source changes the observation layout ({self.layout} -> {layout})")
         self.source, self.layout, self.unit_types = source, layout, tuple(source.unit_types)
+        self._draws_ahead = "ahead" in inspect.signature(source.sample).parameters
         self.stats_table = table.stats(self.device)
         terrain = self.map.terrain_grid(self.device) if self.map.terrain else None
         starts = tuple(site.center for site in self.map.sites.values())
@@ -271,7 +276,7 @@ class SimEnv(BattleViews):
         k = idx.numel()
         if getattr(self.source, "keyed", False):
             keys = rng.hash_keys(b.env_seed[idx], b.episode[idx]).cpu()
-            spec = self.source.sample(k, self.generator, keys=keys)
+            spec = self._sample_keyed(k, keys)
         else:
             spec = self.source.sample(k, self.generator)
         dev = self.device
@@ -288,6 +293,19 @@ class SimEnv(BattleViews):
         self.max_reward[idx] = reward_divisor(self.n_enemies, enemy_total, self.cfg, self.reward_options)
         self.phase[idx] = spec.phase.to(dev)
         self.unseen[idx] = spec.unseen.to(dev)
+
+    def _sample_keyed(self, k: int, keys: torch.Tensor):
+        """Specs of the episodes ``keys``; a scenario source also draws every env's next ``AHEAD``
+        episodes in the same call (see ``ScenarioSource.sample``)."""
+        if not self._draws_ahead:
+            return self.source.sample(k, self.generator, keys=keys)
+        b = self.battle
+
+        def ahead() -> torch.Tensor:
+            nxt = b.episode[:, None] + torch.arange(1, AHEAD + 1, device=b.episode.device)
+            return rng.hash_keys(b.env_seed[:, None], nxt).flatten()
+
+        return self.source.sample(k, self.generator, keys=keys, ahead=ahead)
 
     def _observe_all(self) -> None:
         self._avail = self.observer.avail(self.battle)

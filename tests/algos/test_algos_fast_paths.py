@@ -124,3 +124,50 @@ def test_rollout_updates_run_flushed(monkeypatch):
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode")
     assert seen and all(seen) and not flushing_denormals()
+
+
+def _flat(d, prefix=""):
+    for k, v in d.items():
+        if torch.is_tensor(v):
+            yield prefix + str(k), v
+        elif isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+
+
+@pytest.mark.parametrize("algo", ["qmix", "vdn"])
+def test_continual_updates_share_the_frozen_trunk_and_change_nothing(algo, monkeypatch):
+    """A continual deployment that trains only the output layers computes the agent's and the target
+    agent's hidden states once; the updates are bit for bit those of computing them twice."""
+    import ccoma.algos.q_learner as ql
+    from ccoma.algos import registry
+    from ccoma.continual.trainable import apply_trainable
+    from ccoma.run_config import ContinualConfig
+
+    torch.manual_seed(2)
+    info = {**INFO, "episode_limit": 6}
+    learner = registry.make(algo, info, "cpu", {"batch_size": 4})
+    b, t = 4, 7
+    batch = {"obs": torch.randn(b, t, 3, 5), "state": torch.randn(b, t, 6),
+             "actions": torch.randint(0, 4, (b, t, 3)), "avail": torch.ones(b, t, 3, 4, dtype=torch.bool),
+             "reward": torch.randn(b, t), "terminated": torch.zeros(b, t),
+             "filled": (torch.arange(t)[None] < torch.tensor([6, 4, 5, 2])[:, None]).float()}
+    learner.train_step(batch, 0)                       # some training first: target and online differ
+    calls = []
+    real = ql.same_frozen_trunk
+    monkeypatch.setattr(ql, "same_frozen_trunk", lambda a, b: calls.append(real(a, b)) or calls[-1])
+    learner.train_step(batch, 0)
+    assert calls == [False]                            # training: the trunk learns
+    apply_trainable(learner.networks(), ContinualConfig().trainable)
+    learner.update_targets()
+    start = copy.deepcopy(learner.state_dict())
+    shared = [learner.train_step(batch, 0) for _ in range(3)]
+    assert calls[1:] == [True] * 3
+    after_shared = dict(_flat(copy.deepcopy(learner.state_dict())))
+    learner.load_state_dict(start)
+    monkeypatch.setattr(ql, "same_frozen_trunk", lambda a, b: False)
+    twice = [learner.train_step(batch, 0) for _ in range(3)]
+    after_twice = dict(_flat(learner.state_dict()))
+    assert shared == twice
+    assert after_shared.keys() == after_twice.keys()
+    assert all(torch.equal(after_shared[k], after_twice[k]) for k in after_shared)
+    assert not torch.equal(after_shared["modules.agent.fc2.weight"], start["modules"]["agent"]["fc2.weight"])

@@ -101,6 +101,8 @@ def test_bad_budget_key_in_config_file(tmp_path):
     ("sim: {nope: 1}", ["c.yaml", "sim.nope"]),
     ("continual: {trainable: {agent: ['zzz*']}}", ["continual.trainable", "zzz*"]),
     ("device: tpu", ["--device", "tpu"]),
+    ("threads: 0", ["--threads", "at least 1"]),
+    ("threads: two", ["c.yaml", "'threads'", "'two'"]),
 ])
 def test_bad_override_fails_before_any_run_is_logged(tmp_path, monkeypatch, config, needles):
     """Every override is checked by resolve: one line naming the key, exit 2, no MLflow store created."""

@@ -67,3 +67,15 @@ def test_unwritable_folders(tmp_path):
     bad(EVALUATE + ["--run-dir", str(locked / "runs")], "--run-dir", "cannot create")
     bad(["render", "--map", "3m", "--output", str(locked / "r")], "--output")
     bad(["scenarios", "show", "shifting_spawn", "--output", str(locked / "t.png")], "t.png")
+
+
+def test_config_hash_of_default_threads_is_unchanged():
+    """Runs started before ``threads`` existed resume under the same hash (recorded at 450e6a7)."""
+    import dataclasses
+
+    from ccoma.experiment import config_hash
+    from ccoma.run_config import resolve
+
+    cfg = resolve("shifting_spawn", "smoke", seeds=(0,))
+    assert config_hash(cfg) == "6b463de04e"
+    assert config_hash(dataclasses.replace(cfg, threads=2)) != "6b463de04e"

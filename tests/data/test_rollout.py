@@ -184,3 +184,31 @@ def test_resume_from_learner_state_continues_identically(algo):
     assert len(full) == len(resumed) > 0
     for a, b in zip(full, resumed):
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-6 for k in a), (a, b)
+
+
+def test_updates_run_on_the_rollouts_thread_count_and_acting_on_the_callers():
+    """``threads``: learner updates use that many torch threads; acting and stepping stay on one."""
+    torch.manual_seed(0)
+    env, learner, buf, _ = make([2, 2, 2, 2])
+    rollout = Rollout(env, learner, buf, threads=2)
+    seen = {"act": set(), "train": set()}
+    act, train = learner.act, learner.train_step
+
+    def counting_act(*a, **k):
+        seen["act"].add(torch.get_num_threads())
+        return act(*a, **k)
+
+    def counting_train(*a, **k):
+        seen["train"].add(torch.get_num_threads())
+        return train(*a, **k)
+
+    learner.act, learner.train_step = counting_act, counting_train
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rollout.run(40, batch_size=4, episodes_per_update=4)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {"act": {1}, "train": {2}} and after == 1
+

@@ -245,3 +245,34 @@ def test_a_reseeded_env_deals_what_a_new_env_of_that_seed_deals():
         actions = torch.multinomial(avail.flatten(0, 1).float(), 1, generator=g).view(4, -1)
         a, b = used.step(actions), new.step(actions)
         assert torch.equal(a.reward, b.reward) and torch.equal(a.terminated, b.terminated)
+
+
+def test_worlds_drawn_ahead_are_the_worlds_drawn_at_each_reset():
+    """A scenario source draws every env's next episodes in one call (``ahead``) and keeps them until
+    the step changes: the episodes dealt are exactly those of drawing at each reset."""
+    from ccoma.scenarios import load_scenario
+
+    sc = load_scenario("shifting_spawn")
+
+    def play(ahead: bool):
+        src = sc.source("deploy", seed=3)
+        src.set_step(150_000)
+        env = SimEnv(sc.map, 8, source=src, seed=5)
+        assert env._draws_ahead
+        env._draws_ahead = ahead
+        env.reset()
+        g = torch.Generator().manual_seed(0)
+        seen, resets = [], 0
+        for t in range(240):
+            if t % 80 == 0:  # the phase mixture moves on, as at a job's chunk boundary
+                src.set_step(150_000 + t * 8)
+            avail = env.get_avail_actions()
+            out = env.step(torch.multinomial(avail.flatten(0, 1).float(), 1, generator=g).view(8, -1))
+            resets += int(out.done.sum())
+            seen.append((env.get_obs().clone(), out.reward, out.phase, out.unseen))
+        return seen, resets, getattr(src, "_drawn", None)
+
+    a, resets, kept = play(True)
+    b, _, none = play(False)
+    assert resets >= 8 and kept is not None and none is None   # resets crossed, and were served ahead
+    assert all(torch.equal(x, y) for p, q in zip(a, b) for x, y in zip(p, q))
