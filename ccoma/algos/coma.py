@@ -22,7 +22,7 @@ import torch
 
 from ccoma.algos.base import Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop
 from ccoma.algos.networks import (Critic, RNNAgent, agent_input_dim, agent_inputs, masked_argmax, one_hot,
-                                  safe_avail, shift_last_actions)
+                                  safe_avail, same_frozen_trunk, shift_last_actions)
 from ccoma.config import doc
 
 
@@ -154,10 +154,16 @@ class COMALearner(Learner):
         actions = self._with_bootstrap_actions(actions, pi.detach(), filled)
 
         inputs = critic_inputs(state, obs, actions, self.n_actions)              # [B, T+1, N, D]
+        # continual, output layer only: the critic's frozen fc1/fc2 equal its target's, so both read
+        # the same features, computed once here (and not again in each of the critic's steps)
+        head_only = same_frozen_trunk(self.critic, self.target_critic)
         with torch.no_grad():
-            target_q = self.target_critic(inputs).gather(-1, actions[..., None]).squeeze(-1)  # [B, T+1, N]
+            if head_only:
+                inputs = self.critic.features(inputs)                           # [B, T+1, N, H]
+            target_q = (self.target_critic.fc3 if head_only else self.target_critic)(inputs)
+            target_q = target_q.gather(-1, actions[..., None]).squeeze(-1)      # [B, T+1, N]
         targets = td_lambda_targets(reward, terminated, mask, target_q, c.gamma, c.td_lambda)
-        q_vals, critic_info = self._train_critic(inputs, actions, targets, mask)
+        q_vals, critic_info = self._train_critic(inputs, actions, targets, mask, head_only)
 
         # Actor: counterfactual advantage under the current policy, masked policy gradient.
         pi_now = pi[:, :-1]                                                      # [B, T, N, A]
@@ -189,12 +195,13 @@ class COMALearner(Learner):
         actions[rows, lengths] = sampled
         return actions
 
-    def _train_critic(self, inputs, actions, targets, mask):
+    def _train_critic(self, inputs, actions, targets, mask, head_only: bool = False):
         """pymarl: one critic step per time step, walking backwards; returns the Q values seen.
 
         Each step's inputs are contiguous (time-major copy made once) and the per-step counts of
         live entries are read from the host once, not one sync per step; a step whose rows are all
-        live skips the (exact, multiply-by-one) masking.
+        live skips the (exact, multiply-by-one) masking. ``head_only``: ``inputs`` are the frozen
+        trunk's features and each step runs only the output layer.
         """
         c = self.config
         steps = targets.shape[1]
@@ -210,7 +217,7 @@ class COMALearner(Learner):
         for t in reversed(range(steps)):
             if counts[t] == 0.0:
                 continue
-            q_t = self.critic(by_time[t])                                       # [B, N, A]
+            q_t = (self.critic.fc3 if head_only else self.critic)(by_time[t])     # [B, N, A]
             q_vals[:, t] = q_t.detach()
             err = q_t.gather(-1, taken_idx[t]).squeeze(-1) - tgt[t]
             if counts[t] != full:

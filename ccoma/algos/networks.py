@@ -56,13 +56,14 @@ class RNNAgent(nn.Module):
         return [*self.fc1.parameters(), *self.rnn.parameters()]
 
 
-def same_frozen_trunk(agent: RNNAgent, target: RNNAgent) -> bool:
-    """True when neither agent's trunk (fc1, GRU) learns and both hold the same trunk weights: their
-    hidden states over the same inputs are then the same numbers, computed once. So it is in a
-    continual deployment that trains only the output layer (the default trainable set)."""
-    if agent.training != target.training:
+def same_frozen_trunk(net: nn.Module, target: nn.Module) -> bool:
+    """True when the network's trunk (all but the output layer: an agent's fc1 and GRU, a critic's fc1
+    and fc2) does not learn and its target holds the same trunk weights: their hidden features over
+    the same inputs are then the same numbers, computed once. So it is in a continual deployment that
+    trains only output layers (the default trainable set)."""
+    if net.training != target.training:
         return False
-    mine, theirs = agent.trunk_params(), target.trunk_params()
+    mine, theirs = net.trunk_params(), target.trunk_params()
     return not any(p.requires_grad for p in mine) and all(torch.equal(a, b) for a, b in zip(mine, theirs))
 
 
@@ -76,7 +77,13 @@ class Critic(nn.Module):
         self.fc3 = nn.Linear(hidden_dim, n_actions)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # [..., D] -> [..., A]
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(inputs)))))
+        return self.fc3(self.features(inputs))
+
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:  # [..., D] -> [..., H]: what fc3 reads
+        return F.relu(self.fc2(F.relu(self.fc1(inputs))))
+
+    def trunk_params(self) -> list[nn.Parameter]:
+        return [*self.fc1.parameters(), *self.fc2.parameters()]
 
 
 def one_hot(actions: torch.Tensor, n_actions: int) -> torch.Tensor:

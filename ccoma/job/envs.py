@@ -10,6 +10,24 @@ def make_env(spec, scenario, source, n_envs: int, seed: int, compile: bool | Non
                 compile=spec.budget.compile if compile is None else compile)
 
 
+# Simulator environments that finished jobs handed back, for the next job of this process (a pool
+# worker runs several): a compiled step costs its Dynamo trace and inductor's cache load again in
+# every new environment (~2.4 s each, two per job), a reseeded one deals exactly what a new one would.
+_IDLE: dict[tuple, list] = {}
+
+
+def _idle_key(spec, scenario, key: tuple) -> tuple | None:
+    """What makes two jobs' environments interchangeable (the map's every field, the scenario's unit
+    vocabulary and team sizes, the simulator's settings, device, size, compilation); None for
+    backends whose envs end with the job (StarCraft II's game processes)."""
+    from ccoma.envs import backend_of
+
+    if backend_of(spec.backend) != "sim":
+        return None
+    return (repr(scenario.map), tuple(scenario.unit_types), scenario.n_agents, scenario.n_enemies,
+            repr(sorted((spec.sim or {}).items())), str(spec.device)) + key
+
+
 class EnvPool:
     """The job's short-lived environments (the probe, greedy evaluation, pictures, Fisher samples), one
     per batch size (and compile flag), kept for the job's life and reseeded for each use.
@@ -30,12 +48,34 @@ class EnvPool:
         key = (n_envs, bool(compile))
         env = self._envs.get(key)
         if env is None:
-            env = self._envs[key] = make_env(self.spec, self.scenario, source, n_envs, seed, compile=bool(compile))
+            env = self._reuse(key, seed, source)
+            if env is None:
+                env = make_env(self.spec, self.scenario, source, n_envs, seed, compile=bool(compile))
+            self._envs[key] = env
         else:
             env.reseed(seed, source)
         return env
 
+    def _reuse(self, key: tuple, seed: int, source):
+        """An environment an earlier job of this process handed back, reseeded; None if there is none."""
+        from ccoma.errors import ConfigError
+
+        idle = _IDLE.get(_idle_key(self.spec, self.scenario, key)) or []
+        while idle:
+            env = idle.pop()
+            try:
+                env.reseed(seed, source)
+                return env
+            except ConfigError:  # another observation layout after all: not interchangeable
+                continue
+        return None
+
     def close(self) -> None:
-        for env in self._envs.values():
-            getattr(env, "close", lambda: None)()  # sc2: end the game processes
+        """Hand the simulator's environments to the next job of this process; end the others."""
+        for key, env in self._envs.items():
+            idle = _idle_key(self.spec, self.scenario, key)
+            if idle is None:
+                getattr(env, "close", lambda: None)()  # sc2: end the game processes
+            else:
+                _IDLE.setdefault(idle, []).append(env)
         self._envs.clear()

@@ -171,3 +171,45 @@ def test_continual_updates_share_the_frozen_trunk_and_change_nothing(algo, monke
     assert after_shared.keys() == after_twice.keys()
     assert all(torch.equal(after_shared[k], after_twice[k]) for k in after_shared)
     assert not torch.equal(after_shared["modules.agent.fc2.weight"], start["modules"]["agent"]["fc2.weight"])
+
+
+def test_continual_coma_critic_reads_its_frozen_features_once(monkeypatch):
+    """C-COMA with the default trainable set (the critic's last layer): the target critic and every
+    critic step read the frozen fc1/fc2 features computed once; the updates are those of running the
+    whole critic each time (to float rounding: a slice of a larger product may round differently)."""
+    import ccoma.algos.coma as coma_mod
+    from ccoma.algos import registry
+    from ccoma.continual.trainable import apply_trainable
+    from ccoma.run_config import ContinualConfig
+
+    torch.manual_seed(3)
+    learner = registry.make("coma", {**INFO, "episode_limit": 6}, "cpu", {"batch_size": 4})
+    b, t = 4, 7
+    batch = {"obs": torch.randn(b, t, 3, 5), "state": torch.randn(b, t, 6),
+             "actions": torch.randint(0, 4, (b, t, 3)), "avail": torch.ones(b, t, 3, 4, dtype=torch.bool),
+             "reward": torch.randn(b, t), "terminated": torch.zeros(b, t),
+             "filled": (torch.arange(t)[None] < torch.tensor([6, 4, 5, 2])[:, None]).float()}
+    calls = []
+    real = coma_mod.same_frozen_trunk
+    monkeypatch.setattr(coma_mod, "same_frozen_trunk", lambda a, b: calls.append(real(a, b)) or calls[-1])
+    learner.train_step(batch, 0)
+    assert calls == [False]                            # training: the critic's trunk learns
+    apply_trainable(learner.networks(), ContinualConfig().trainable)
+    hard_update(learner.target_critic, learner.critic)
+    start = copy.deepcopy(learner.state_dict())
+    rng = torch.get_rng_state()
+    once = [learner.train_step(batch, 0) for _ in range(3)]
+    assert calls[1:] == [True] * 3
+    after_once = dict(_flat(copy.deepcopy(learner.state_dict())))
+    learner.load_state_dict(start)
+    torch.set_rng_state(rng)                           # the bootstrap actions are sampled
+    monkeypatch.setattr(coma_mod, "same_frozen_trunk", lambda a, b: False)
+    every = [learner.train_step(batch, 0) for _ in range(3)]
+    after_every = dict(_flat(learner.state_dict()))
+    for a, e in zip(once, every):
+        assert a.keys() == e.keys()
+        for k in a:
+            assert a[k] == pytest.approx(e[k], rel=1e-5, abs=1e-7), k
+    for k in after_once:
+        torch.testing.assert_close(after_once[k], after_every[k], rtol=1e-5, atol=1e-7, msg=k)
+    assert not torch.equal(after_once["modules.critic.fc3.weight"], start["modules"]["critic"]["fc3.weight"])

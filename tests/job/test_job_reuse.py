@@ -1,5 +1,6 @@
-"""The job's evaluation cache: a looked-up greedy evaluation gives exactly what playing it gives, and
-changed weights are played again."""
+"""What a job does not do again: greedy evaluations it has played with the same weights (looked up:
+exactly what playing them gives; changed weights are played again), and the environments an
+earlier job of its process built (reseeded: the same episodes a new one deals)."""
 from __future__ import annotations
 
 import torch
@@ -10,13 +11,13 @@ from ccoma.job.spec import Stage
 from ccoma.job.state import StageState
 
 
-def _setup(tmp_path):
+def _setup(tmp_path, scenario_name="shifting_spawn"):
     from ccoma.algos import registry
     from ccoma.experiment import job_specs
     from ccoma.run_config import resolve
     from ccoma.scenarios import load_scenario
 
-    cfg = resolve("shifting_spawn", "smoke", methods=("qmix",), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+    cfg = resolve(scenario_name, "smoke", methods=("qmix",), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
                   run_dir=str(tmp_path / "runs"), report=False)
     spec = job_specs(cfg, "k", {})[0]
     scenario = load_scenario(spec.scenario).rescaled(spec.budget.train_steps, spec.budget.deploy_steps)
@@ -60,3 +61,39 @@ def test_cached_evaluations_equal_played_ones_and_new_weights_play_again(tmp_pat
     assert changed == _evaluate(spec, scenario, learner, envs, None, 1_200)
     assert changed != played
     envs.close()
+
+
+def test_a_later_job_reuses_the_simulators_environments_and_meets_the_same_episodes(tmp_path, monkeypatch):
+    """A pool worker's next job takes the environments the last one handed back (no new compiled
+    step), reseeded: it meets exactly the episodes a new environment would deal it."""
+    from ccoma.job import envs as pool_mod
+
+    monkeypatch.setattr(pool_mod, "_IDLE", {})
+    spec, scenario, envs, learner = _setup(tmp_path)
+    first = envs.get(scenario.source("train", seed=1), 8, 1)
+    first.reset()
+    for _ in range(7):
+        first.step(torch.zeros(8, first.n_agents, dtype=torch.long))
+    envs.close()
+
+    later = EnvPool(spec, scenario)
+    source = scenario.phase_source(scenario.deploy_phases[-1], seed=5)
+    reused = later.get(source, 8, 5)
+    assert reused is first
+    new = pool_mod.make_env(spec, scenario, scenario.phase_source(scenario.deploy_phases[-1], seed=5), 8, 5)
+    assert new is not reused
+    g = torch.Generator().manual_seed(0)
+    for env in (reused, new):
+        env.reset()
+    for _ in range(40):
+        avail = new.get_avail_actions()
+        assert torch.equal(reused.get_obs(), new.get_obs()) and torch.equal(reused.get_avail_actions(), avail)
+        actions = torch.multinomial(avail.flatten(0, 1).float(), 1, generator=g).view(8, -1)
+        a, b = reused.step(actions), new.step(actions)
+        assert torch.equal(a.reward, b.reward) and torch.equal(a.terminated, b.terminated)
+
+    # another size, or another scenario's map, is a new environment
+    assert later.get(source, 4, 5) is not reused
+    later.close()
+    other = _setup(tmp_path, "2s3z")
+    assert other[2].get(other[1].source("train", seed=0), 8, 0) is not reused
