@@ -92,6 +92,14 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
     echo(f"ccoma: {cfg.scenario} [{backend}, budget {cfg.budget_name}: {cfg.budget.train_steps:,} train + "
          f"{cfg.budget.deploy_steps:,} deploy steps] - {len(specs)} jobs "
          f"({', '.join(cfg.methods)} x seeds {', '.join(map(str, cfg.seeds))}) on {cfg.executor}")
+    if cfg.executor == "local" and cfg.threads > 1:
+        import os
+
+        cores = os.cpu_count() or 1
+        running = min(len(specs), cfg.workers or cores)
+        if running * cfg.threads > cores:
+            echo(f"note: {running} jobs at a time x {cfg.threads} threads for updates > {cores} CPU cores: they "
+                 f"compete for the cores (--workers {max(1, cores // cfg.threads)} fits)")
     results, failed = [], []
     started = time.time()
     try:
