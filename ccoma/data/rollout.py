@@ -157,7 +157,8 @@ class Rollout:
                     used, self.pending = per_update, self.pending - per_update
                     batch = self.buffer.sample(batch_size, device=self.learner.device)
                 episode = self.learner.episodes_seen + used
-                with flushed_denormals(), update_threads(self.threads):  # subnormals in optimiser state are slow on x86
+                # subnormals in optimiser state are slow on x86; updates may use more threads than acting
+                with flushed_denormals(), update_threads(self.threads):
                     info = self.learner.train_step(batch, self.schedule_step, episode=episode)
                 if on_train is not None:
                     on_train(info, self.t_env)

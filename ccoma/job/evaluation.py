@@ -40,25 +40,29 @@ def policy_digest(learner) -> bytes:
 
 
 class EvalCache:
-    """Greedy evaluation results keyed by (what was played, the policy's digest)."""
+    """Greedy evaluation results keyed by what was played and the policy's digest (``policy_digest``)."""
 
     def __init__(self):
         self._stats: dict[tuple, dict] = {}
         self.hits = self.misses = 0
 
-    def play(self, key: tuple, learner, run) -> dict:
-        """``run()``'s stats, or the stats of an earlier call with this key and the same weights."""
-        full = key + (policy_digest(learner),)
-        if full in self._stats:
+    def play(self, key: tuple, run) -> dict:
+        """``run()``'s stats, or the stats of an earlier call with this key."""
+        if key in self._stats:
             self.hits += 1
-            return self._stats[full]
+            return self._stats[key]
         self.misses += 1
-        stats = self._stats[full] = run()
+        stats = self._stats[key] = run()
         return stats
 
 
-def _play(cache: EvalCache | None, key: tuple, learner, run) -> dict:
-    return run() if cache is None else cache.play(key, learner, run)
+def _player(cache: EvalCache | None, learner):
+    """``play(key, run)``: through ``cache`` under the learner's current weights (hashed once for all
+    the evaluations of one call), or plainly without a cache."""
+    if cache is None:
+        return lambda key, run: run()
+    digest = policy_digest(learner)
+    return lambda key, run: cache.play(key + (digest,), run)
 
 
 def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool,
@@ -70,13 +74,14 @@ def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: 
     seed = seed_for(spec.seed, "matrix")
     row = {"step": state.t, "win_rate": {}, "return": {}}
     rng = torch.get_rng_state()
+    play = _player(cache, learner)
     for phase in scenario.deploy_phases:
         def run():
             env = envs.get(scenario.phase_source(phase, seed=seed), min(episodes, EVAL_ENVS), seed,
                            compile=spec.budget.compile)
             return evaluate(env, learner, episodes)
 
-        stats = _play(cache, ("matrix", phase, seed, episodes), learner, run)
+        stats = play(("matrix", phase, seed, episodes), run)
         row["win_rate"][phase] = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
         row["return"][phase] = float(stats["return"].mean()) if stats["return"].numel() else 0.0
         state.points += [(f"eval/{phase}/win_rate", row["win_rate"][phase], state.t),
@@ -105,7 +110,7 @@ def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: 
         return evaluate(env, learner, episodes)
 
     rng = torch.get_rng_state()
-    stats = _play(cache, ("test", seed, state.t, episodes), learner, run)
+    stats = _player(cache, learner)(("test", seed, state.t, episodes), run)
     torch.set_rng_state(rng)
     win = float(stats["won"].float().mean()) if stats["won"].numel() else 0.0
     ret = float(stats["return"].mean()) if stats["return"].numel() else 0.0

@@ -304,6 +304,7 @@ class ScenarioSource:
     environment meets the same worlds whatever the batch size or the order of resets."""
 
     keyed = True
+    draws_ahead = True  # ``sample`` takes ``ahead`` (see there)
 
     def __init__(self, scenario: Scenario, stage: str, seed: int, segments: list[Segment]):
         self.scenario, self.stage, self.seed, self.segments = scenario, stage, int(seed), segments
@@ -313,6 +314,7 @@ class ScenarioSource:
         self.unseen_from = scenario.unseen_from if stage == "deploy" else None
         self.step = 0
         self.episodes = 0  # episodes handed out so far (the next episode's index)
+        self._drawn: tuple | None = None  # (step, sorted keys, their specs) drawn ahead
         self._key = smp.stream_key(seed, stage)
         self._layout = smp.draw_layout(self.n_agents, self.n_enemies)
 
@@ -341,18 +343,19 @@ class ScenarioSource:
         keys = keys.cpu()
         self.episodes += k
         hit = self._kept(keys)
-        if hit is not None or ahead is None:
-            return hit if hit is not None else self.specs(self.step, keys)
+        if hit is not None:
+            return hit
+        if ahead is None:
+            return self.specs(self.step, keys)
         drawn = torch.unique(torch.cat([keys, ahead().cpu()]))   # sorted
         self._drawn = (self.step, drawn, self.specs(self.step, drawn))
         return self._kept(keys)
 
     def _kept(self, keys: torch.Tensor) -> EpisodeSpecs | None:
         """The kept specs of ``keys`` at the current step, or None if any of them is not kept."""
-        drawn = getattr(self, "_drawn", None)
-        if drawn is None or drawn[0] != self.step or not len(keys):
+        if self._drawn is None or self._drawn[0] != self.step or not len(keys):
             return None
-        _, ks, specs = drawn
+        _, ks, specs = self._drawn
         pos = torch.searchsorted(ks, keys).clamp_max(len(ks) - 1)
         if not bool((ks[pos] == keys).all()):
             return None

@@ -7,8 +7,6 @@ view over it is :class:`ccoma.smac.env.StarCraft2Env`.
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from ccoma.envs.base import EpisodeSource, EpisodeSpecs, StepOut
@@ -239,7 +237,6 @@ class SimEnv(BattleViews):
         if getattr(self, "layout", None) is not None and layout != self.layout:
             raise ConfigError("sim", f"episode source changes the observation layout ({self.layout} -> {layout})")
         self.source, self.layout, self.unit_types = source, layout, tuple(source.unit_types)
-        self._draws_ahead = "ahead" in inspect.signature(source.sample).parameters
         self.stats_table = table.stats(self.device)
         terrain = self.map.terrain_grid(self.device) if self.map.terrain else None
         starts = tuple(site.center for site in self.map.sites.values())
@@ -295,9 +292,9 @@ class SimEnv(BattleViews):
         self.unseen[idx] = spec.unseen.to(dev)
 
     def _sample_keyed(self, k: int, keys: torch.Tensor):
-        """Specs of the episodes ``keys``; a scenario source also draws every env's next ``AHEAD``
-        episodes in the same call (see ``ScenarioSource.sample``)."""
-        if not self._draws_ahead:
+        """Specs of the episodes ``keys``; a source that ``draws_ahead`` (a scenario's) also draws every
+        env's next ``AHEAD`` episodes in the same call (see ``ScenarioSource.sample``)."""
+        if not getattr(self.source, "draws_ahead", False):
             return self.source.sample(k, self.generator, keys=keys)
         b = self.battle
 

@@ -257,9 +257,9 @@ def test_worlds_drawn_ahead_are_the_worlds_drawn_at_each_reset():
     def play(ahead: bool):
         src = sc.source("deploy", seed=3)
         src.set_step(150_000)
+        assert src.draws_ahead
+        src.draws_ahead = ahead
         env = SimEnv(sc.map, 8, source=src, seed=5)
-        assert env._draws_ahead
-        env._draws_ahead = ahead
         env.reset()
         g = torch.Generator().manual_seed(0)
         seen, resets = [], 0
