@@ -102,8 +102,8 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
                  f"compete for the cores (--workers {max(1, cores // cfg.threads)} fits)")
     results, failed = [], []
     started = time.time()
+    stream = executors.run(specs, cfg.executor, cfg.workers, cfg.ray_address, poll=2.0)
     try:
-        stream = executors.run(specs, cfg.executor, cfg.workers, cfg.ray_address, poll=2.0)
         with _step_bar(specs) as bar:
             for spec, res in stream:
                 if spec is None:  # nothing finished for a while: show how far the jobs are
@@ -119,14 +119,28 @@ def evaluate(cfg: RunConfig, resume: bool = False, echo=click.echo) -> dict:
                         f"{m} greedy test win {_mean(r['test']['win_rate']):.2f}"
                         for m, r in res["methods"].items() if r.get("test", {}).get("win_rate")))
     except KeyboardInterrupt:
+        stream.close()  # the workers are stopped (or killed after their grace) before the sweep below
+        _close_orphans(tracker, parent, "interrupted", "interrupted (Ctrl-C or SIGTERM); its worker was "
+                                                       "stopped before it could mark the run")
         parent.finish("interrupted")
         raise
+    if failed:  # a worker killed from outside (out of memory, SIGKILL) left its job's runs open
+        _close_orphans(tracker, parent, "failed", "its job's worker ended without closing the run")
     parent.set_tags({"ccoma.failed_jobs": str(len(failed)), "ccoma.wall_seconds": f"{time.time() - started:.1f}"})
     parent.finish("finished" if not failed else "failed")
     report = None
     if cfg.report:
         report = write_report(cfg)
     return {"run_id": parent.run_id, "results": results, "failed": failed, "report": report, "run_key": run_key}
+
+
+def _close_orphans(tracker, parent, status: str, reason: str) -> None:
+    """Runs under ``parent`` that no worker closed (it was killed) get ``status``; best effort, as a
+    store that is down must not hide why the command stopped."""
+    try:
+        tracker.close_orphans(parent, status, reason)
+    except Exception:  # noqa: BLE001 - the command's own error or interrupt is what the user sees
+        pass
 
 
 def _step_bar(specs, label: str = "env steps"):

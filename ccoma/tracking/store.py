@@ -333,6 +333,23 @@ class Tracker:
         return run
 
     @_guarded
+    def close_orphans(self, parent: Run, status: str, reason: str) -> list[str]:
+        """Mark ``status`` (failed or interrupted), with ``reason``, every child run of ``parent`` still
+        RUNNING: called by a command once its workers are gone, for the runs a worker could not close
+        itself (killed after its grace period, killed by the system, or stopped by Ray). Returns their ids."""
+        if status not in ("failed", "interrupted"):
+            raise CcomaError(f"an orphaned run is failed or interrupted, not {excerpt(status)}")
+        found = self._search([parent.experiment_id], f"tags.mlflow.parentRunId = {literal(parent.run_id)} and "
+                             "attributes.status = 'RUNNING'")
+        for run in found:
+            rid = run.info.run_id
+            self.client.log_batch(rid, tags=[RunTag("ccoma.status", status),
+                                             RunTag("ccoma.error", reason_line(reason))])
+            self.client.set_terminated(rid, _MLFLOW_STATUS[status])
+            OPEN_RUNS.pop(rid, None)
+        return [r.info.run_id for r in found]
+
+    @_guarded
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file or a whole directory into run ``run_id`` under ``artifact_path``."""
         path = Path(path)

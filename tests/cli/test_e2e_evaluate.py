@@ -183,33 +183,70 @@ def _alive_in(folder) -> list[int]:
     return pids
 
 
-@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
-def test_sigterm_to_the_command_stops_its_workers_and_marks_the_runs(tmp_path):
-    """SIGTERM to the command alone (a batch scheduler's stop, `kill PID`): the pool's workers are
-    stopped, not orphaned to go on writing; runs are marked interrupted; the exit says how to resume."""
+def _pool_workers(folder) -> list[int]:
+    """The process pool's workers among the processes working in ``folder``."""
+    return [pid for pid in _alive_in(folder) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def _start_and_wait(tmp_path, steps: int):
+    """``KILL_ARGS`` on a process pool (one worker), once its job has played ``steps`` env steps."""
     import time
 
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "ccoma.cli", *KILL_ARGS, "--workers", "2"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done, deadline = 0, time.monotonic() + 300
-    while done < 2000 and time.monotonic() < deadline:  # the pool's worker is training
+    while done < steps and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         files = list((tmp_path / "ccoma_runs").glob("*/coma-seed3/progress.json"))
         done = json.loads(files[0].read_text())["done"] if files else 0
         time.sleep(0.2)
-    assert len(_alive_in(tmp_path)) >= 2  # the command and its worker
+    return proc
+
+
+def _runs(tmp_path) -> dict:
+    from ccoma.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = tracker.client.search_runs([tracker.experiment_id("shifting_spawn", create=False)])
+    return {r.info.run_name: (r.info.status, r.data.tags.get("ccoma.error", "")) for r in runs}
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
+def test_sigterm_to_the_command_stops_its_workers_and_marks_the_runs(tmp_path):
+    """SIGTERM to the command alone (a batch scheduler's stop, `kill PID`): the pool's workers are
+    stopped, not orphaned to go on writing; runs are marked interrupted; the exit says how to resume.
+    Here the worker is frozen (SIGSTOP) first, as a worker too busy to mark its run within the grace
+    period is: the command kills it and marks the run it left open."""
+    import time
+
+    proc = _start_and_wait(tmp_path, 2000)  # the pool's worker is training
+    workers = _pool_workers(tmp_path)
+    assert len(workers) == 1 and proc.pid not in workers
+    os.kill(workers[0], signal.SIGSTOP)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "--resume" in err and "interrupted" in err and "Traceback" not in err
     time.sleep(1.0)
     assert _alive_in(tmp_path) == []
-    from ccoma.tracking import Tracker
+    runs = _runs(tmp_path)
+    assert {status for status, _ in runs.values()} == {"KILLED"}, runs
+    assert "stopped before it could mark the run" in runs["c-coma-seed3"][1]
 
-    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = tracker.client.search_runs([tracker.experiment_id("shifting_spawn", create=False)])
-    assert runs and {r.info.status for r in runs} == {"KILLED"}
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
+def test_a_worker_killed_from_outside_fails_its_job_and_runs(tmp_path):
+    """A worker SIGKILLed by someone else (the kernel's OOM killer): the command reports the job
+    failed, exits non-zero, and no run stays RUNNING."""
+    proc = _start_and_wait(tmp_path, 1)
+    os.kill(_pool_workers(tmp_path)[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "0 jobs finished, 1 failed" in out, (out, err)
+    assert "Traceback" not in err
+    runs = _runs(tmp_path)
+    assert {status for status, _ in runs.values()} == {"FAILED"}, runs
+    assert "worker ended without closing" in runs["c-coma-seed3"][1]
 
 
 def test_ctrl_c_in_a_terminal_then_resume_has_the_same_metrics(tmp_path, uninterrupted):
@@ -237,11 +274,10 @@ def test_ctrl_c_in_a_terminal_then_resume_has_the_same_metrics(tmp_path, uninter
     child.close()
     assert child.exitstatus == 130, child.before
     assert "--resume" in child.before and "interrupted" in child.before
-    from ccoma.tracking import Tracker, load_frame
+    from ccoma.tracking import load_frame
 
-    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = tracker.client.search_runs([tracker.experiment_id("shifting_spawn", create=False)])
-    assert {r.info.status for r in runs} == {"KILLED"}  # the worker marked its run, the command its parent
+    runs = _runs(tmp_path)  # the worker marked its run (or, given no time to, the command did), and the parent
+    assert {status for status, _ in runs.values()} == {"KILLED"}, runs
     res = ccoma(args + ["--resume"], tmp_path)
     assert "1 jobs finished" in res.stdout
     _compare(uninterrupted, load_frame("shifting_spawn", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
