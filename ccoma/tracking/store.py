@@ -83,6 +83,70 @@ def _migrated_client(uri: str) -> MlflowClient:
     return client
 
 
+def _template_path() -> Path | None:
+    """Where an empty store migrated by this MLflow is kept (None when ``$CCOMA_STORE_TEMPLATE`` is 0):
+    ``$CCOMA_CACHE_DIR``, else ``$XDG_CACHE_HOME/ccoma``, else ``~/.cache/ccoma``, one file per version of
+    MLflow, SQLAlchemy, alembic and SQLite (the migrations' outcome depends on nothing else)."""
+    if os.environ.get("CCOMA_STORE_TEMPLATE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    import sqlite3
+
+    import alembic
+    import mlflow
+    import sqlalchemy
+
+    root = os.environ.get("CCOMA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ccoma")
+    key = f"mlflow{mlflow.__version__}-sqlalchemy{sqlalchemy.__version__}-alembic{alembic.__version__}" \
+          f"-sqlite{sqlite3.sqlite_version}"
+    return Path(root) / f"empty-store-{key}.db"
+
+
+def _new_store(tmp: Path) -> None:
+    """Build a new sqlite store at ``tmp``: a copy of the migrated empty store this MLflow made before
+    (~0.05 s), else MLflow's own migrations (~2-5 s), whose result is then kept as that template. The
+    template holds every table and no experiment: opening the copy creates experiment 0 ("Default")
+    with this store's own artifact location, as a fresh migration does."""
+    import shutil
+
+    template = _template_path()
+    if template is not None and template.is_file():
+        try:
+            shutil.copyfile(template, tmp)
+            _migrated_client(f"sqlite:///{tmp}")  # checks the schema is MLflow's head; adds Default
+            return
+        except Exception:  # noqa: BLE001 - a damaged template: migrate as if there were none
+            template.unlink(missing_ok=True)
+            fresh = tmp.with_name(tmp.name + "-migrated")  # not the URI MLflow may hold an engine for
+            _migrated_client(f"sqlite:///{fresh}")
+            os.replace(fresh, tmp)
+    else:
+        _migrated_client(f"sqlite:///{tmp}")
+    if template is not None:
+        _keep_template(tmp, template)
+
+
+def _keep_template(store: Path, template: Path) -> None:
+    """Keep a copy of the just-migrated ``store`` without its Default experiment as ``template``. Best
+    effort: a read-only home only costs the next new store its migrations."""
+    import shutil
+    import sqlite3
+
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        part = template.with_name(f"{template.name}.part-{os.getpid()}")
+        shutil.copyfile(store, part)
+        con = sqlite3.connect(part)
+        try:
+            with con:
+                con.execute("DELETE FROM experiments WHERE experiment_id = 0")
+        finally:
+            con.close()
+        os.replace(part, template)
+    except (OSError, sqlite3.Error):
+        pass
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -200,8 +264,9 @@ class Tracker:
     def _open_sqlite(self, db: Path) -> MlflowClient:
         """Open the client under a file lock (two commands started together on a new mlflow.db would
         both run MLflow's migrations, and the loser fails inside alembic). A new store is built in a
-        temporary file and renamed into place: a kill during its ~5 s of migrations leaves no
-        half-migrated mlflow.db behind, only a temporary file that the next command deletes."""
+        temporary file and renamed into place: a kill during its ~2-5 s of migrations leaves no
+        half-migrated mlflow.db behind, only a temporary file that the next command deletes. The
+        migrations run once per MLflow version; later new stores copy their result (_new_store)."""
         import fcntl
 
         try:
@@ -216,7 +281,7 @@ class Tracker:
                     stale.unlink(missing_ok=True)
                 if not db.exists() or db.stat().st_size == 0:
                     tmp = db.with_name(f"{db.name}.creating-{os.getpid()}")
-                    _migrated_client(f"sqlite:///{tmp}")
+                    _new_store(tmp)
                     os.replace(tmp, db)
                 return _migrated_client(self.uri)
             finally:

@@ -39,7 +39,9 @@ ARGS = ["evaluate", "--budget", "smoke", "--no-report", "-m", "vdn", "--train-st
 
 
 def test_kills_during_first_setup_leave_a_store_that_works(tmp_path):
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    # an empty template cache: the new store is built by MLflow's migrations, killed in the middle
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_LOGGING_LEVEL": "WARNING",
+           "CCOMA_CACHE_DIR": str(tmp_path / "cache")}
     db = tmp_path / "mlflow.db"
     res = subprocess.run([sys.executable, "-c", KILLER, "fork", str(db), ",".join(map(str, MOMENTS))],
                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)

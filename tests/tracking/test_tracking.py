@@ -273,7 +273,8 @@ def test_two_commands_opening_a_new_store_at_once(tmp_path):
     MLflow's schema migrations must not run twice at once (one of them used to die inside alembic)."""
     code = ("import sys; from ccoma.tracking import Tracker\n"
             "t = Tracker(sys.argv[1]); print('EXP', t.experiment_id('race_' + sys.argv[2]))")
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # round 0 runs the migrations (an empty template cache), round 1 copies their kept result
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "CCOMA_CACHE_DIR": str(tmp_path / "cache")}
     for attempt in range(2):
         uri = f"sqlite:///{tmp_path / f'round{attempt}' / 'mlflow.db'}"
         procs = [subprocess.Popen([sys.executable, "-c", code, uri, str(i)], stdout=subprocess.PIPE,
@@ -281,3 +282,46 @@ def test_two_commands_opening_a_new_store_at_once(tmp_path):
         outs = [p.communicate(timeout=120) for p in procs]
         for p, (out, err) in zip(procs, outs):
             assert p.returncode == 0 and "EXP" in out, err[-2000:]
+
+
+def _schema(db) -> list:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        # MLflow's migrations list a table's CHECK constraints in a varying order: compare the lines
+        tables = [(kind, name, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines()))
+                  for kind, name, sql in con.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")]
+        rows = {t: con.execute(f'SELECT * FROM "{t}"').fetchall() for kind, t, _ in tables
+                if kind == "table" and t not in ("experiments", "sqlite_sequence")}
+        exps = con.execute("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments").fetchall()
+        return [tables, rows, exps]
+    finally:
+        con.close()
+
+
+def test_a_new_store_from_the_template_is_the_migrated_store(tmp_path, monkeypatch):
+    """A new mlflow.db is a copy of the empty store the first migration left (not a second ~2-5 s of
+    migrations): every table, index, alembic revision and row the same as a migrated store's, with the
+    Default experiment at this store's own place; a damaged template is migrated over and replaced."""
+    from ccoma.tracking.store import _template_path
+
+    monkeypatch.setenv("CCOMA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    Tracker(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}")  # migrates, keeps the template
+    template = _template_path()
+    assert template.is_file() and _schema(template)[2] == []  # no experiment in the template
+    monkeypatch.setenv("CCOMA_STORE_TEMPLATE", "0")
+    Tracker(f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}")  # migrated, not copied
+    monkeypatch.delenv("CCOMA_STORE_TEMPLATE")
+    stamp = template.stat().st_mtime_ns
+    Tracker(f"sqlite:///{tmp_path / 'c' / 'mlflow.db'}")  # copied
+    assert template.stat().st_mtime_ns == stamp
+    migrated, copied = _schema(tmp_path / "b" / "mlflow.db"), _schema(tmp_path / "c" / "mlflow.db")
+    assert migrated == copied and migrated[1]["alembic_version"]
+    assert copied[2] == [(0, "Default", str(tmp_path / "mlruns" / "0"), "active")]
+    t = Tracker(f"sqlite:///{tmp_path / 'c' / 'mlflow.db'}")
+    assert t.experiment_id("s1") == "1"  # ids continue as in a migrated store
+    template.write_bytes(b"not a database")
+    Tracker(f"sqlite:///{tmp_path / 'd' / 'mlflow.db'}")
+    assert _schema(tmp_path / "d" / "mlflow.db") == migrated and _schema(template)[2] == []
