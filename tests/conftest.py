@@ -29,6 +29,21 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+    config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist worker (set by conftest)")
+
+
+# Expensive fixtures shared by several tests (a real smoke evaluate, an uninterrupted reference run).
+# Under pytest-xdist (README's test command, `-n 2 --dist loadgroup`) the tests that use one of them
+# go to the same worker, so the fixture is built once, not once per worker.
+SHARED_FIXTURES = ("smoke_evaluate", "uninterrupted")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = [f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())]
+        if used:
+            item.add_marker(pytest.mark.xdist_group(used[0]))
 
 
 def _free_port() -> int:

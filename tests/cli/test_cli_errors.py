@@ -59,7 +59,8 @@ def test_unreachable_tracking_server_fails_fast(tmp_path):
 def test_corrupt_checkpoint_on_resume_keeps_what_was_logged(tmp_path):
     from ccoma.tracking import load_frame
 
-    args = ["evaluate", "--budget", "smoke", "--no-report", "-m", "vdn", "--seed", "0"]
+    args = ["evaluate", "--budget", "smoke", "--no-report", "-m", "vdn", "--seed", "0", "--train-steps", "600",
+            "--deploy-steps", "600"]
     assert run(args, tmp_path, timeout=300).returncode == 0
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     before = load_frame("shifting_spawn", tracking_uri=uri)
