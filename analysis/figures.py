@@ -1,6 +1,7 @@
 """Report figures: one PNG each, seaborn on the Agg backend.
 
-Curves show the mean over seeds with a 95% t-interval band (analysis.frame.ci95_band), every seed's
+Curves show the mean over seeds with a 95% t-interval band (analysis.frame.ci95, vectorised in
+:func:`mean_band`), every seed's
 own curve, and a dashed vertical line where unseen situations begin. The paper-style Figures 3-5 read
 the greedy test series (``deploy/test/*``, the same measure for every method); the online
 behaviour-policy series has its own figure, labelled as such. A figure whose methods have no finished runs is not
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.frame import COLORS, ONLINE, ORDER, ScenarioData, bounds_of, ci95_band, curves, label
+from analysis.frame import COLORS, ONLINE, ORDER, ScenarioData, bounds_of, ci95_band, curves, label, t975
 
 DPI = 120
 STEP_LABEL = "deployment env steps (summed over parallel envs)"
@@ -85,6 +86,22 @@ def _missing(methods: list[str], have: set[str]) -> list[str]:
     return [f"no {label(m)} runs" for m in methods if m not in have]
 
 
+def mean_band(runs: pd.DataFrame, bounds: tuple[float, float]) -> pd.DataFrame:
+    """Per step of ``runs`` (columns step, value; a row per seed): the mean over seeds and its 95%
+    t-interval clipped to ``bounds``, as :func:`analysis.frame.ci95` computes it (NaN values left out;
+    with one value the band is the mean). Columns step, mean, low, high, by step. Vectorised: seaborn's
+    ``errorbar=`` callable cost ~0.4 ms per point (4,200 points a report)."""
+    g = runs.groupby("step").value
+    out = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()}).reset_index()
+    t = np.array([t975(int(n) - 1) if n >= 2 else math.nan for n in out.n])
+    half = t * out.sd.to_numpy() / np.sqrt(out.n.to_numpy().clip(min=1))
+    mean = out["mean"].to_numpy()
+    one = ~np.isfinite(half)
+    out["low"] = np.where(one, mean, np.maximum(mean - half, bounds[0]))
+    out["high"] = np.where(one, mean, np.minimum(mean + half, bounds[1]))
+    return out[["step", "mean", "low", "high"]]
+
+
 def line_figure(data: ScenarioData, name: str, methods: list[str], key: str, ylabel: str, title: str,
                 out_dir: Path) -> Figure:
     """``key`` along deployment: the methods' means overlaid (the paper's view), and under it one
@@ -100,20 +117,20 @@ def line_figure(data: ScenarioData, name: str, methods: list[str], key: str, yla
     present = [m for m in methods if m in have]
     if not present:
         return Figure(name, None, title, notes or [f"no {key} data"])
-    plt, sns = _plt()
+    plt, _ = _plt()  # the seaborn theme
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
 
     seeds = df.groupby("method").seed.nunique()
-    band = functools.partial(ci95_band, bounds=bounds_of(key))
-    names = {m: f"{label(m)} (n={seeds[m]})" for m in present}
-    palette = {names[m]: COLORS.get(m, "0.5") for m in present}
-    df = df.assign(Method=df.method.map(names))
+    bands = {m: mean_band(df[df.method == m], bounds_of(key)) for m in present}
     fig = plt.figure(figsize=(11, 8.2), layout="constrained")
     grid = fig.add_gridspec(2, len(methods), height_ratios=[1.6, 1])
     top = fig.add_subplot(grid[0, :])
-    sns.lineplot(data=df, x="step", y="value", hue="Method", hue_order=[names[m] for m in present], palette=palette,
-                 errorbar=band if seeds.min() >= 3 else None, ax=top, linewidth=1.8, err_kws={"alpha": 0.12})
+    for m in present:
+        b, colour = bands[m], COLORS.get(m, "0.5")
+        top.plot(b.step, b["mean"], color=colour, linewidth=1.8, label=f"{label(m)} (n={seeds[m]})")
+        if seeds.min() >= 3:
+            top.fill_between(b.step, b.low, b.high, color=colour, alpha=0.12)
     handles, texts = top.get_legend_handles_labels()
     for m in methods:  # the picture alone must not suggest a missing method was compared
         if m not in have:
@@ -134,11 +151,12 @@ def line_figure(data: ScenarioData, name: str, methods: list[str], key: str, yla
         if m not in have:
             ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center", color="0.4")
             continue
-        mine = df[df.method == m]
-        for _, run in mine.groupby("seed"):
-            ax.plot(run.step, run.value, color=COLORS.get(m, "0.5"), linewidth=0.7, alpha=0.45)
-        sns.lineplot(data=mine, x="step", y="value", color=COLORS.get(m, "0.5"), errorbar=band, ax=ax,
-                     linewidth=1.6, err_kws={"alpha": 0.2})
+        colour = COLORS.get(m, "0.5")
+        for _, run in df[df.method == m].groupby("seed"):
+            ax.plot(run.step, run.value, color=colour, linewidth=0.7, alpha=0.45)
+        b = bands[m]
+        ax.fill_between(b.step, b.low, b.high, color=colour, alpha=0.2)
+        ax.plot(b.step, b["mean"], color=colour, linewidth=1.6)
     from matplotlib.ticker import MaxNLocator
 
     for ax in panels:

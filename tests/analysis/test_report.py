@@ -46,6 +46,25 @@ def test_ci95_matches_student_t():
     assert np.isnan(fr.ci95([0.3])[1]) and fr.ci95_band([0.3]) == (0.3, 0.3)
 
 
+def test_the_figures_band_is_ci95_at_every_step():
+    """The curves' vectorised band (analysis.figures.mean_band) is ci95 step by step: 1 to 5 seeds,
+    a NaN value, a win-rate clip, one seed (the band is the mean)."""
+    from analysis.figures import mean_band
+
+    rng = np.random.default_rng(0)
+    rows = [(step, v) for step in range(40) for v in rng.uniform(0, 1, 1 + step % 5)] + [(7, np.nan), (41, 0.3)]
+    runs = pd.DataFrame(rows, columns=["step", "value"])
+    bounds = fr.bounds_of("deploy/test/win_rate")
+    band = mean_band(runs, bounds)
+    assert list(band.step) == sorted(set(runs.step))
+    for step, mean, low, high in band.itertuples(index=False):
+        values = runs.value[runs.step == step]
+        want_mean = fr.ci95(values, bounds)[0]
+        want_low, want_high = fr.ci95_band(values, bounds)  # seaborn's errorbar callable before
+        assert (mean, low, high) == pytest.approx((want_mean, want_low, want_high), rel=1e-12, abs=1e-12), step
+    assert (band.low <= band["mean"]).all() and (band.high >= band["mean"]).all() and band.low.min() >= 0
+
+
 def test_intervals_stay_within_the_metric_range():
     wins = [0.0, 0.5]                                    # two seeds: t(1) = 12.7, the raw interval is huge
     mean, lo, hi = fr.ci95(wins)
