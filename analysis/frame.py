@@ -70,10 +70,16 @@ def ci95(values: Iterable[float], bounds: tuple[float, float] = (-math.inf, math
     return mean, max(mean - half, bounds[0]), min(mean + half, bounds[1])
 
 
+def ci95_curve_point(values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float]:
+    """(mean, low, high) as a curve draws it: the t-interval of :func:`ci95`, collapsed to the mean
+    where it is undefined (one seed)."""
+    mean, low, high = ci95(values, bounds)
+    return (mean, mean, mean) if low != low else (mean, low, high)
+
+
 def ci95_band(values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float]:
     """seaborn ``errorbar=`` callable: the same t-interval (collapses to the value for one seed)."""
-    mean, low, high = ci95(values, bounds)
-    return (mean, mean) if low != low else (low, high)
+    return ci95_curve_point(values, bounds)[1:]
 
 
 def bounds_of(key: str) -> tuple[float, float]:

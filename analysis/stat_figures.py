@@ -7,14 +7,13 @@ COMA-explore side by side (the same measure), apart from the greedy panel.
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.figures import STEP_LABEL, Figure, _plt, _save, _shift_line, _steps
-from analysis.frame import COLORS, ONLINE, ONLINE_KEY, TEST_KEY, ScenarioData, bounds_of, ci95_band, curves, label
+from analysis.figures import STEP_LABEL, Figure, _plt, _save, _shift_line, _steps, mean_band
+from analysis.frame import COLORS, ONLINE, ONLINE_KEY, TEST_KEY, ScenarioData, bounds_of, curves, label
 from analysis.stats import AGGREGATES, SCORES
 
 GREEDY = "greedy test win rate"
@@ -114,11 +113,10 @@ def sampling_figure(data: ScenarioData, out_dir: Path) -> Figure:
     have = set(data.metrics.method)
     if "c-coma" not in have or not ({"coma", "coma-explore"} & have):
         return Figure(name, None, title, ["needs C-COMA and COMA or COMA-explore runs"])
-    plt, sns = _plt()
+    plt, _ = _plt()  # the seaborn theme
     from matplotlib.ticker import FuncFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
-    band = functools.partial(ci95_band, bounds=bounds_of("win_rate"))
     for ax, (methods, key, ylabel, sub) in zip(axes, panels):
         df = curves(data.metrics[data.metrics.method.isin(methods)], key)
         for m in methods:
@@ -129,8 +127,10 @@ def sampling_figure(data: ScenarioData, out_dir: Path) -> Figure:
             for _, run in mine.groupby("seed"):
                 ax.plot(run.step, run.value, color=COLORS.get(m, "0.5"), linewidth=0.6, alpha=0.35)
             n = mine.seed.nunique()  # with 2 seeds a t-band spans 12.7 standard errors: only the seeds then
-            sns.lineplot(data=mine, x="step", y="value", color=COLORS.get(m, "0.5"), errorbar=band if n >= 3 else None,
-                         ax=ax, label=f"{label(m)} (n={n})", err_kws={"alpha": 0.15})
+            b = mean_band(mine, bounds_of("win_rate"))
+            ax.plot(b.step, b["mean"], color=COLORS.get(m, "0.5"), label=f"{label(m)} (n={n})")
+            if n >= 3:
+                ax.fill_between(b.step, b.low, b.high, color=COLORS.get(m, "0.5"), alpha=0.15)
         _shift_line(ax, data.unseen_from)
         ax.set_title(sub, fontsize=10)
         ax.set_ylabel(ylabel)
