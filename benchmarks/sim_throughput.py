@@ -271,8 +271,23 @@ def main(argv=None) -> int:
                    help="comma-separated torch CPU thread counts to time ours with; each B reports its fastest "
                         "(default: 1 and the number of cores; one thread is faster for small B, where OpenMP's "
                         "fork/join costs more than the work it splits)")
+    p.add_argument("--simdlen", type=int, default=None,
+                   help="override the compiled step's inductor cpp.simdlen (bits; 0 = inductor's own choice) "
+                        "instead of ccoma's choice for this CPU (ccoma.sim.env.SIMDLEN)")
+    p.add_argument("--march", default=None,
+                   help="compile the step's C++ for this -march instead of native, e.g. x86-64-v3 (AVX2, no "
+                        "AVX-512); with ATEN_CPU_CAPABILITY=avx2 this runs an AVX2 CPU's code on an AVX-512 one")
     p.add_argument("--out", type=Path, default=None, help="write results to this .json or .csv")
     a = p.parse_args(argv)
+    from ccoma.sim import env as sim_env
+
+    if a.simdlen is not None:   # the compiled step reads these options when it is built
+        if a.simdlen:
+            sim_env.COMPILE_OPTIONS["cpp.simdlen"] = a.simdlen
+        else:
+            sim_env.COMPILE_OPTIONS.pop("cpp.simdlen", None)
+    if a.march:
+        sim_env.COMPILE_OPTIONS["cpp.march"] = a.march
 
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("--device cuda: torch sees no CUDA device")
@@ -284,7 +299,10 @@ def main(argv=None) -> int:
     torch._dynamo.config.recompile_limit = max(64, torch._dynamo.config.recompile_limit)
     smax_why = "skipped (--no-smax)" if a.no_smax else smax_unavailable()
     meta = {"load_before": _load(), "torch": torch.__version__, "threads": threads,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "compile_options": dict(sim_env.COMPILE_OPTIONS),
             "device": a.device, "sizes": sizes, "seconds": budget, "smax": smax_why or "ok"}
+    print(f"torch {torch.__version__}, CPU capability {meta['cpu_capability']}, compile options "
+          f"{meta['compile_options']}", flush=True)
     print(f"torch {torch.__version__}, threads {threads} (ours), device {a.device}, "
           f"load average {meta['load_before']}, {budget:g} s per measurement", flush=True)
     if smax_why:

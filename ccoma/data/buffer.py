@@ -80,6 +80,9 @@ class EpisodeBuffer:
         self.data = allocate(self.scheme, capacity, self.slots, n_agents, self.device, float_dtype)
         self.lengths = torch.zeros(capacity, dtype=torch.int64, device=self.device)
         self.ids = torch.zeros(capacity, dtype=torch.int64, device=self.device)  # insertion serial numbers
+        # episodes whose inserter vouched that every slot after the final one is zero (the rollout's
+        # do): a checkpoint stores only their live slots without scanning their padding
+        self.zero_padded = torch.zeros(capacity, dtype=torch.bool, device=self.device)
         self.ptr = 0
         self.size = 0
         self.episodes_in = 0
@@ -87,8 +90,11 @@ class EpisodeBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def insert(self, episodes: dict[str, torch.Tensor]) -> None:
-        """Add k episodes: every scheme field as ``[k, slots, ...]`` (extra keys are ignored)."""
+    def insert(self, episodes: dict[str, torch.Tensor], zero_padded: bool = False) -> None:
+        """Add k episodes: every scheme field as ``[k, slots, ...]`` (extra keys are ignored).
+
+        ``zero_padded``: the caller guarantees every slot after each episode's final one is zero in
+        every field (as the rollout writes them), so checkpoints need not check it."""
         missing = sorted(set(self.scheme) - set(episodes))
         if missing:
             raise CcomaError(f"episode buffer: inserted episodes lack field '{missing[0]}'")
@@ -107,6 +113,7 @@ class EpisodeBuffer:
             self.data[name][idx] = value.to(self.data[name].dtype)
         self.lengths[idx] = episodes["filled"].to(self.device).reshape(k, self.slots).sum(1).long()
         self.ids[idx] = self.episodes_in + torch.arange(k, device=self.device)
+        self.zero_padded[idx] = zero_padded
         self.ptr = (self.ptr + k) % self.capacity
         self.size = min(self.size + k, self.capacity)
         self.episodes_in += k

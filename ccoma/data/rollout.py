@@ -104,7 +104,8 @@ class Rollout:
             # The final (pre-reset) observation goes in the slot after the last step.
             self._write(kept, self.t[kept], {"obs": out.obs[kept], "state": out.state[kept],
                                              "avail": out.avail[kept]})
-            self.buffer.insert({k: v[kept] for k, v in self.store.items()})
+            # rows are zeroed at reset and after every episode, so all after the final slot is zero
+            self.buffer.insert({k: v[kept] for k, v in self.store.items()}, zero_padded=True)
         if self.buffer is not None:
             for v in self.store.values():
                 v[rows] = 0

@@ -37,6 +37,7 @@ class Job:
         self.scenario = load_scenario(spec.scenario).rescaled(b.train_steps, b.deploy_steps)
         self.dir = job_dir(spec)
         self.ckpt_path = self.dir / "checkpoint.pt"
+        self.writer = ckpt.Writer()   # checkpoints are written in the background, one at a time
         self.tracker = Tracker(spec.tracking_uri or None)
         if spec.parent_run_id:
             self.parent = self.tracker.open_run(spec.parent_run_id)
@@ -86,12 +87,22 @@ class Job:
         done = sum(s.steps for s in self.states[: self.stage_index]) + self.states[self.stage_index].t
         progress.report(progress_file(self.spec), done, sum(s.steps for s in self.states))
 
-    def _save(self, stage: StageState, rng: dict, buffer) -> None:
+    def _save(self, stage: StageState, rng: dict, buffer, wait: bool) -> None:
+        """Checkpoint the job: a snapshot now, written in the background (``wait``: on disk on return).
+
+        The snapshot is what ``save`` wrote synchronously before: the learner's state is cloned, the
+        buffer packed into new tensors, the stages' lists copied; the job goes on training while
+        the writer hashes and writes it (1-3 s at the paper budget's 5000-episode replay). The
+        previous checkpoint is on disk before the next snapshot is taken: one replay copy at a time."""
+        self.writer.wait()
         state = {"format": "ccoma-checkpoint-1", "algo": self.spec.algo, "stage_index": self.stage_index,
-                 "stage": stage.state(), "learner": self.learner.state_dict(), "rng": rng,
+                 "stage": ckpt.detached(stage.state()), "learner": self.learner.state_dict(), "rng": rng,
                  "buffer": ckpt.buffer_state(buffer) if buffer is not None else {},
-                 "trained": self.trained or {}, "trained_t": self.trained_t, "done": [s.state() for s in self.states[: self.stage_index]]}
-        ckpt.save(state, self.ckpt_path)
+                 "trained": self.trained or {}, "trained_t": self.trained_t,
+                 "done": ckpt.detached([s.state() for s in self.states[: self.stage_index]])}
+        self.writer.submit(state, self.ckpt_path)
+        if wait:
+            self.writer.wait()
 
     def resume(self) -> dict | None:
         if not self.ckpt_path.exists():
@@ -120,10 +131,24 @@ class Job:
                 self._run_stage(stage, mine)
                 saved = None
                 self.stage_index += 1
-        finally:
-            self.envs.close()  # sc2: end the evaluation and stage games
-            self.stage_envs.close()
+        except BaseException:
+            self._close(failing=True)
+            raise
+        self._close(failing=False)
         return self._finish()
+
+    def _close(self, failing: bool) -> None:
+        """End the games and finish writing the checkpoint in flight, however the job ends; a write
+        error is the job's error unless the job is already failing with another."""
+        self.envs.close()  # sc2: end the evaluation and stage games
+        self.stage_envs.close()
+        try:
+            self.writer.wait()
+        except Exception:
+            if not failing:
+                raise
+        if not failing:
+            ckpt.discard_spare(self.ckpt_path)   # no checkpoint follows: the file kept for the next goes
 
     def _buffer(self):
         """The learner's data regime: on-policy learners see only new episodes; replay ones the budget's."""
@@ -210,7 +235,7 @@ class Job:
                 rollout.reset()
                 if last and s.is_train:
                     self.trained, self.trained_t = self.learner.state_dict(), stage.steps
-                self._save(stage, rng, buffer)
+                self._save(stage, rng, buffer, wait=last)   # a stage ends with its checkpoint on disk
                 self._flush(stage)
 
     def _evaluate(self, stage: StageState, row: bool, test: bool) -> None:

@@ -115,6 +115,14 @@ def test_checkpointed_replay_keeps_only_live_slots_and_restores_exactly(tmp_path
     live = int((buf.lengths + 1).sum())
     assert sd["data"]["obs"].shape[0] == live < buf.size * buf.slots
 
-    buf.data["reward"][0, -1] = 1.0          # padding that is not zero: every slot is kept
+    assert bool(buf.zero_padded.all())      # the rollout vouches for its padding: no scan needed
+
+    # an episode inserted by other code whose padding is not zero: checked, and every slot is kept
+    other = {k: v[:1].clone() for k, v in buf.data.items()}
+    other["reward"][0, -1] = 1.0
+    other["filled"][0] = False
+    other["filled"][0, :3] = True
+    buf.insert(other)
+    assert not bool(buf.zero_padded[(buf.ptr - 1) % buf.capacity])
     sd, full_bytes = _round_trip(buf, tmp_path)
     assert not sd.get("packed") and full_bytes > packed_bytes
