@@ -10,7 +10,8 @@ with ``--baseline DIR``, once with the code of DIR (a git worktree of another co
 ``--repeat`` times. For each run it prints the whole command's wall-clock, and how long the job's own
 thread was inside the checkpoint calls (``Job._save``, and waiting at the end for a write still in
 flight where the code writes in the background) with their count: the time training did not go on
-because of checkpoints; and the process's peak resident memory. TORCHINDUCTOR_CACHE_DIR is shared by all runs (filled by a short untimed run
+because of checkpoints; and the process's CPU time (user + system, all its threads) and peak
+resident memory. TORCHINDUCTOR_CACHE_DIR is shared by all runs (filled by a short untimed run
 first with ``--warm``) so compilation does not differ between them.
 """
 from __future__ import annotations
@@ -52,7 +53,9 @@ if close is not None:          # this code: the end of the job waits for a write
 from ccoma.cli import cli
 code = cli.main(args=sys.argv[2:], prog_name="ccoma", standalone_mode=False)
 import resource
-spent["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+use = resource.getrusage(resource.RUSAGE_SELF)
+spent["peak_rss_mb"] = use.ru_maxrss / 1024
+spent["cpu_s"] = use.ru_utime + use.ru_stime
 with open(sys.argv[1], "w") as fh:
     json.dump(spent, fh)
 sys.exit(code)
@@ -72,7 +75,8 @@ def run_once(code: Path, args: list[str], cache: str) -> dict:
         spent = json.loads(out.read_text())
         tests = final_tests(Path(tmp) / "mlflow.db")
     return {"code": str(code), "wall_s": round(wall, 1), "checkpoint_s": round(spent["save_s"] + spent["wait_s"], 1),
-            "saves": spent["saves"], "peak_rss_mb": round(spent.get("peak_rss_mb", 0)),
+            "saves": spent["saves"], "cpu_s": round(spent.get("cpu_s", 0), 1),
+            "peak_rss_mb": round(spent.get("peak_rss_mb", 0)),
             "greedy_test_final": tests}
 
 
@@ -109,7 +113,7 @@ def main(argv=None) -> None:
             r = run_once(code, args, cache)
             runs.append(r)
             print(f"{r['code']}: wall {r['wall_s']} s, in checkpoints {r['checkpoint_s']} s ({r['saves']} saves), "
-                  f"peak RSS {r['peak_rss_mb']} MB; "
+                  f"CPU {r['cpu_s']} s, peak RSS {r['peak_rss_mb']} MB; "
                   f"final greedy test win rates {r['greedy_test_final']}", flush=True)
     if a.out:
         a.out.write_text(json.dumps({"command": ["ccoma", "evaluate", *args], "runs": runs}, indent=1))
