@@ -31,25 +31,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, sys, time
 from ccoma.job import runner
-spent = {"save_s": 0.0, "saves": 0, "wait_s": 0.0}
-save = runner.Job._save
-def timed_save(self, *a, **k):
-    t = time.perf_counter()
-    try:
-        return save(self, *a, **k)
-    finally:
-        spent["save_s"] += time.perf_counter() - t
-        spent["saves"] += 1
-runner.Job._save = timed_save
-close = getattr(runner.Job, "_close", None)
-if close is not None:          # this code: the end of the job waits for a write in flight
-    def timed_close(self, *a, **k):
+spent = {"save_s": 0.0, "save_n": 0, "close_s": 0.0, "close_n": 0}
+def timed(name):
+    fn = getattr(runner.Job, name, None)
+    if fn is None:                 # older code: no such call
+        return
+    def wrapper(self, *a, **k):
         t = time.perf_counter()
         try:
-            return close(self, *a, **k)
+            return fn(self, *a, **k)
         finally:
-            spent["wait_s"] += time.perf_counter() - t
-    runner.Job._close = timed_close
+            spent[name[1:] + "_s"] += time.perf_counter() - t
+            spent[name[1:] + "_n"] += 1
+    setattr(runner.Job, name, wrapper)
+timed("_save")
+timed("_close")                    # this code: the end of the job waits for a write in flight
 from ccoma.cli import cli
 code = cli.main(args=sys.argv[2:], prog_name="ccoma", standalone_mode=False)
 import resource
@@ -74,8 +70,8 @@ def run_once(code: Path, args: list[str], cache: str) -> dict:
             raise SystemExit(f"run with {code} failed (rc {proc.returncode}): {proc.stderr.strip()[-800:]}")
         spent = json.loads(out.read_text())
         tests = final_tests(Path(tmp) / "mlflow.db")
-    return {"code": str(code), "wall_s": round(wall, 1), "checkpoint_s": round(spent["save_s"] + spent["wait_s"], 1),
-            "saves": spent["saves"], "cpu_s": round(spent.get("cpu_s", 0), 1),
+    return {"code": str(code), "wall_s": round(wall, 1), "checkpoint_s": round(spent["save_s"] + spent["close_s"], 1),
+            "saves": spent["save_n"], "cpu_s": round(spent.get("cpu_s", 0), 1),
             "peak_rss_mb": round(spent.get("peak_rss_mb", 0)),
             "greedy_test_final": tests}
 

@@ -53,7 +53,7 @@ def save(state: dict, path: str | Path) -> None:
     ``discard_spare`` removes it when no checkpoint follows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, aside = _spare(path), path.with_name(path.name + ".old")
+    tmp, aside = _spare(path), _aside(path)
     if tmp.exists() and path.exists() and os.path.samefile(tmp, path):
         tmp.unlink()   # a link to the checkpoint itself (never left by save): neither rewrite nor truncate it
     with open(tmp, "r+b" if tmp.exists() else "wb") as fh:
@@ -76,23 +76,31 @@ def save(state: dict, path: str | Path) -> None:
 
 
 def _spare(path: Path) -> Path:
+    """The file the next save writes (the previous checkpoint's, kept)."""
     return path.with_name(path.name + ".tmp")
+
+
+def _aside(path: Path) -> Path:
+    """The name the current checkpoint's file is linked to while the new one is renamed into place."""
+    return path.with_name(path.name + ".old")
 
 
 def discard_spare(path: str | Path) -> None:
     """Remove the file ``save`` keeps beside ``path`` for the next checkpoint (none will follow)."""
-    _spare(Path(path)).unlink(missing_ok=True)
-    Path(path).with_name(Path(path).name + ".old").unlink(missing_ok=True)
+    for extra in (_spare(Path(path)), _aside(Path(path))):
+        extra.unlink(missing_ok=True)
 
 
-def detached(obj):
-    """A copy of ``obj``'s dicts, lists and tuples, sharing everything else (tensors, numbers,
-    strings): what a checkpoint state needs so that the job can keep appending to its own lists
-    while a :class:`Writer` writes it. Tensors must already be snapshots."""
+def snapshot(obj):
+    """A copy of ``obj`` that later changes to the original cannot reach: tensors cloned (detached),
+    dicts, lists and tuples copied, everything else (numbers, strings) shared. A learner's state dict
+    and a stage's lists go into a checkpoint this way while the job goes on."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
     if isinstance(obj, dict):
-        return {k: detached(v) for k, v in obj.items()}
+        return {k: snapshot(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(detached(v) for v in obj)
+        return type(obj)(snapshot(v) for v in obj)
     return obj
 
 

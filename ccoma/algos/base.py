@@ -40,6 +40,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ccoma.checkpoint import snapshot
 from ccoma.config import doc
 from ccoma.data.buffer import Field, Scheme, standard_scheme
 
@@ -157,16 +158,6 @@ def frozen_copy(module: nn.Module) -> nn.Module:
     return target
 
 
-def _snapshot(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _snapshot(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_snapshot(v) for v in obj)
-    return obj
-
-
 class Learner:
     """Base class: config, shapes, regularisers and (de)serialisation shared by every method."""
 
@@ -262,7 +253,7 @@ class Learner:
 
     def state_dict(self) -> dict:
         """A snapshot (tensors are cloned, so later training does not change it)."""
-        return _snapshot({
+        return snapshot({
             "modules": {k: m.state_dict() for k, m in self._modules().items()},
             "optimisers": {k: o.state_dict() for k, o in self._optimisers().items()},
             "counters": dict(self._counters()),

@@ -96,10 +96,10 @@ class Job:
         previous checkpoint is on disk before the next snapshot is taken: one replay copy at a time."""
         self.writer.wait()
         state = {"format": "ccoma-checkpoint-1", "algo": self.spec.algo, "stage_index": self.stage_index,
-                 "stage": ckpt.detached(stage.state()), "learner": self.learner.state_dict(), "rng": rng,
+                 "stage": ckpt.snapshot(stage.state()), "learner": self.learner.state_dict(), "rng": rng,
                  "buffer": ckpt.buffer_state(buffer) if buffer is not None else {},
                  "trained": self.trained or {}, "trained_t": self.trained_t,
-                 "done": ckpt.detached([s.state() for s in self.states[: self.stage_index]])}
+                 "done": ckpt.snapshot([s.state() for s in self.states[: self.stage_index]])}
         self.writer.submit(state, self.ckpt_path)
         if wait:
             self.writer.wait()
