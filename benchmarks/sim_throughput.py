@@ -300,9 +300,10 @@ def main(argv=None) -> int:
     smax_why = "skipped (--no-smax)" if a.no_smax else smax_unavailable()
     meta = {"load_before": _load(), "torch": torch.__version__, "threads": threads,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "compile_options": dict(sim_env.COMPILE_OPTIONS),
+            "vector_isa": sim_env.vector_isa() or "none (scalar loops)",
             "device": a.device, "sizes": sizes, "seconds": budget, "smax": smax_why or "ok"}
     print(f"torch {torch.__version__}, CPU capability {meta['cpu_capability']}, compile options "
-          f"{meta['compile_options']}", flush=True)
+          f"{meta['compile_options']}, inductor's vector code: {meta['vector_isa']}", flush=True)
     print(f"torch {torch.__version__}, threads {threads} (ours), device {a.device}, "
           f"load average {meta['load_before']}, {budget:g} s per measurement", flush=True)
     if smax_why:

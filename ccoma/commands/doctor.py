@@ -1,4 +1,4 @@
-"""``ccoma doctor``: which backends can run here, the StarCraft II install, CUDA, and the MLflow store.
+"""``ccoma doctor``: which backends can run here, the StarCraft II install, the CPU, CUDA, and the MLflow store.
 
 Exit 0 when the backend asked for (``--backend``, default the default backend ``sim``) works here,
 1 when it does not. The checks start no game and create no MLflow run.
@@ -61,6 +61,21 @@ def _cuda() -> str:
     return f"not available (torch {torch.__version__}, {build}); --device cpu"
 
 
+def _cpu() -> str:
+    """The CPU's instruction set as torch sees it, and the code the compiled simulator step gets for it."""
+    try:
+        import torch
+
+        from ccoma.sim import env as sim_env
+    except ImportError as exc:
+        return f"unknown ({exc})"
+    opts = sim_env.COMPILE_OPTIONS
+    isa = sim_env.vector_isa(opts)
+    code = f"{isa} vector code" if isa else "scalar loops"
+    return (f"{platform.machine()}, torch kernels {torch.backends.cpu.get_cpu_capability()}; compiled simulator "
+            f"step: {code} (cpp.simdlen {opts.get('cpp.simdlen', 'auto')})")
+
+
 def _mlflow(tracking_uri: str | None) -> tuple[bool, str]:
     from pathlib import Path
 
@@ -92,7 +107,7 @@ def _mlflow(tracking_uri: str | None) -> tuple[bool, str]:
               help="MLflow store or server to check (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")
 def doctor(backend, tracking_uri):
     """Check this machine: usable backends and versions, the StarCraft II game and maps (with the steps to
-    install them), CUDA, and the MLflow tracking store. Exits 0 when BACKEND (default sim) works."""
+    install them), the CPU, CUDA, and the MLflow tracking store. Exits 0 when BACKEND (default sim) works."""
     from ccoma import __version__
 
     click.echo(f"ccoma {__version__} (python {platform.python_version()}, {platform.system()})")
@@ -109,6 +124,7 @@ def doctor(backend, tracking_uri):
     click.echo("StarCraft II")
     for line in sc2_lines:
         click.echo(f"  {line}")
+    click.echo(f"CPU     {_cpu()}")
     click.echo(f"CUDA    {_cuda()}")
     mlflow_ok, mlflow_line = _mlflow(tracking_uri)
     click.echo(f"MLflow  {'reachable' if mlflow_ok else 'UNREACHABLE'}: {mlflow_line}")

@@ -104,11 +104,9 @@ class FixedSource:
 # Inductor options for the compiled step, by the CPU's vector instruction set (detected at run time
 # by ``torch.backends.cpu.get_cpu_capability()``; figures: benchmarks/sim_throughput.py, docs/simulator.md):
 # - cpp_wrapper: kernels are called from C++, about 2x less per-step overhead at B=1;
-# - cpp.simdlen is a vector width in *bits* (inductor uses the ISA whose width matches, none if no
-#   ISA does). 8 matches none, so inductor writes plain loops and the C++ compiler vectorises them
-#   itself (-O3 -march=native). On AVX-512 that beat inductor's 512- and 256-bit vector code at
-#   B=1 (8.7K vs 7.5K / 7.1K steps per CPU-second) and tied at B=512 (docs/simulator.md); on
-#   AVX2-only CPUs the compiler vectorises for AVX2 the same way (not measured on such a machine).
+# - cpp.simdlen is a vector width in *bits*: 256 / 512 make inductor write AVX2 / AVX-512 code with its
+#   own vector types; 8 matches no instruction set, so inductor writes plain scalar loops (its C++ flags
+#   include -fno-tree-loop-vectorize, so the compiler does not vectorise them either).
 SIMDLEN = {"AVX512": 8, "AVX2": 8, "DEFAULT": 8}
 # episodes per environment whose worlds a keyed scenario source draws in advance (ScenarioSource.sample)
 AHEAD = 4
@@ -122,6 +120,51 @@ def compile_options(capability: str | None = None) -> dict:
     if simd is not None:
         opts["cpp.simdlen"] = simd
     return opts
+
+
+def _quiet_cpp_extension() -> None:
+    """Inductor's C++ builds (and its CPU checks) warn about a CUDA_HOME a CPU build does not use."""
+    import logging
+
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
+def trust_cpu_flags() -> None:
+    """Let inductor write vector code wherever the CPU's flags allow it, without its build-and-load probe.
+
+    Inductor checks each vector instruction set by building a test library and loading it in a child
+    Python whose path puts site-packages before the standard library. Where the ``enum34`` backport is
+    installed (pysc2-evolved, in ccoma's ``sc2`` and ``dev`` extras, requires it) that child imports the
+    backport instead of ``enum`` and dies, inductor concludes the CPU has no vector instructions, and every
+    ``cpp.simdlen`` gives plain scalar loops. The flags check (/proc/cpuinfo) still applies. Needed only
+    for a vector ``cpp.simdlen``; the verdicts inductor cached in this process are recomputed."""
+    from torch._inductor import config, cpu_vec_isa
+
+    if config.cpp.vec_isa_ok is not True:
+        config.cpp.vec_isa_ok = True
+        cpu_vec_isa.valid_vec_isa_list.cache_clear()
+        for isa in cpu_vec_isa.supported_vec_isa_list:  # some cache their verdict per instance
+            getattr(type(isa).__bool__, "cache_clear", lambda: None)()
+
+
+def wants_vectors(options: dict) -> bool:
+    """Whether ``options`` ask inductor for vector code (a vector ``cpp.simdlen``, or its own choice)."""
+    simd = options.get("cpp.simdlen")
+    return simd is None or simd >= 128
+
+
+def vector_isa(options: dict | None = None) -> str:
+    """The vector instruction set inductor writes the compiled step for under ``options`` (default: the
+    step's), e.g. "avx512"; "" when it writes plain scalar loops."""
+    from torch._inductor import config, cpu_vec_isa
+
+    opts = COMPILE_OPTIONS if options is None else options
+    _quiet_cpp_extension()
+    if wants_vectors(opts):
+        trust_cpu_flags()
+    with config.patch({k: v for k, v in opts.items() if k in ("cpp.simdlen",)}):
+        isa = cpu_vec_isa.pick_vec_isa()
+    return str(isa) if isa else ""
 
 
 COMPILE_OPTIONS = compile_options()
@@ -203,6 +246,8 @@ class SimEnv(BattleViews):
         """
         import types
 
+        if wants_vectors(COMPILE_OPTIONS):
+            trust_cpu_flags()
         f = SimEnv._advance
         code = f.__code__.replace()  # a distinct code object: a cache of its own
         fn = torch.compile(types.MethodType(types.FunctionType(code, f.__globals__, f.__name__), self),
@@ -213,10 +258,8 @@ class SimEnv(BattleViews):
         def advance(actions: torch.Tensor) -> StepOut:
             if not warm:  # the first call compiles (which the guard-skipping stance forbids)
                 warm.append(True)
-                if actions.device.type == "cpu":  # inductor's C++ build warns about a CUDA_HOME it does not use
-                    import logging
-
-                    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+                if actions.device.type == "cpu":
+                    _quiet_cpp_extension()
                 return fn(actions)
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
                 return fn(actions)

@@ -1,4 +1,4 @@
-"""``ccoma doctor``: backends, the StarCraft II install (found or with its install steps), CUDA, MLflow."""
+"""``ccoma doctor``: backends, the StarCraft II install (found or with its install steps), the CPU, CUDA, MLflow."""
 import platform
 
 import pytest
@@ -25,6 +25,10 @@ def test_doctor_without_the_game(run, tmp_path):
     assert f"no game folder at SC2PATH={tmp_path / 'nothing'}" in res.output
     assert "to install it:" in res.output and "SMAC_Maps.zip" in res.output and "pip install 'ccoma[sc2]'" in res.output
     assert "CUDA " in res.output and f"sqlite:///{tmp_path / 'mlflow.db'}" in res.output
+    from ccoma.sim import env as sim_env  # the compiled step's code, as its options make it
+
+    isa = sim_env.vector_isa()
+    assert f"compiled simulator step: {isa + ' vector code' if isa else 'scalar loops'}" in res.output
     assert "backend sim works" in res.output
     res = run("--backend", "sc2", sc2path=tmp_path / "nothing")
     assert res.exit_code == 1 and "backend sc2 does NOT work" in res.output

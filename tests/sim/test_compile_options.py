@@ -1,0 +1,37 @@
+"""The compiled step's inductor options mean what they say: a vector ``cpp.simdlen`` gets vector code
+wherever the CPU has that instruction set, also where inductor's own check of the CPU fails (it loads a
+test library in a child Python that dies where the ``enum34`` backport, pulled in by pysc2-evolved in the
+``dev`` and ``sc2`` extras, shadows the standard library's ``enum``)."""
+import platform
+
+import pytest
+import torch
+
+from ccoma.sim import env as sim_env
+
+X86 = platform.machine() in ("x86_64", "AMD64")
+
+
+def test_the_options_follow_the_detected_instruction_set():
+    for cap in ("AVX512", "AVX2", "DEFAULT"):
+        opts = sim_env.compile_options(cap)
+        assert opts["cpp_wrapper"] is True
+        assert opts["cpp.simdlen"] == sim_env.SIMDLEN[cap]
+    assert sim_env.compile_options("SOMETHING_NEW")["cpp.simdlen"] == sim_env.SIMDLEN["DEFAULT"]
+    assert sim_env.compile_options() == sim_env.compile_options(torch.backends.cpu.get_cpu_capability())
+
+
+def test_a_width_no_instruction_set_has_gives_scalar_loops():
+    assert sim_env.vector_isa({"cpp.simdlen": 8}) == ""
+    assert not sim_env.wants_vectors({"cpp.simdlen": 8})
+    assert sim_env.wants_vectors({"cpp.simdlen": 256}) and sim_env.wants_vectors({})
+
+
+@pytest.mark.skipif(not X86, reason="x86 vector instruction sets")
+@pytest.mark.parametrize("width,isa", [(256, "avx2"), (512, "avx512")])
+def test_a_vector_width_gives_vector_code_where_the_cpu_has_it(width, isa):
+    from torch._inductor.cpu_vec_isa import x86_isa_checker
+
+    if isa not in x86_isa_checker():
+        pytest.skip(f"this CPU has no {isa}")
+    assert sim_env.vector_isa({"cpp.simdlen": width}) == isa
