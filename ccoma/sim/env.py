@@ -138,13 +138,20 @@ def trust_cpu_flags() -> None:
     backport instead of ``enum`` and dies, inductor concludes the CPU has no vector instructions, and every
     ``cpp.simdlen`` gives plain scalar loops. The flags check (/proc/cpuinfo) still applies. Needed only
     for a vector ``cpp.simdlen``; the verdicts inductor cached in this process are recomputed."""
-    from torch._inductor import config, cpu_vec_isa
+    from torch._inductor import config
 
     if config.cpp.vec_isa_ok is not True:
         config.cpp.vec_isa_ok = True
-        cpu_vec_isa.valid_vec_isa_list.cache_clear()
-        for isa in cpu_vec_isa.supported_vec_isa_list:  # some cache their verdict per instance
-            getattr(type(isa).__bool__, "cache_clear", lambda: None)()
+        forget_vec_isa_verdicts()
+
+
+def forget_vec_isa_verdicts() -> None:
+    """Drop the vector-ISA verdicts inductor cached in this process (recomputed at the next compile)."""
+    from torch._inductor import cpu_vec_isa
+
+    cpu_vec_isa.valid_vec_isa_list.cache_clear()
+    for isa in cpu_vec_isa.supported_vec_isa_list:  # some cache their verdict per instance
+        getattr(type(isa).__bool__, "cache_clear", lambda: None)()
 
 
 def wants_vectors(options: dict) -> bool:

@@ -12,6 +12,19 @@ from ccoma.sim import env as sim_env
 X86 = platform.machine() in ("x86_64", "AMD64")
 
 
+@pytest.fixture(autouse=True)
+def inductor_as_it_was():
+    """``trust_cpu_flags`` changes inductor's configuration for the whole process; put it back, so later
+    compiles in this test process keep the configuration (and the compile-cache keys) they had."""
+    from torch._inductor import config
+
+    before = config.cpp.vec_isa_ok
+    yield
+    if config.cpp.vec_isa_ok is not before:
+        config.cpp.vec_isa_ok = before
+        sim_env.forget_vec_isa_verdicts()
+
+
 def test_the_options_follow_the_detected_instruction_set():
     for cap in ("AVX512", "AVX2", "DEFAULT"):
         opts = sim_env.compile_options(cap)
