@@ -129,18 +129,19 @@ def _quiet_cpp_extension() -> None:
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
-def trust_cpu_flags() -> None:
-    """Let inductor write vector code wherever the CPU's flags allow it, without its build-and-load probe.
+def trust_cpu_flags(options: dict) -> None:
+    """Where ``options`` ask for vector code, let inductor write it wherever the CPU's flags allow it,
+    without its build-and-load probe.
 
     Inductor checks each vector instruction set by building a test library and loading it in a child
     Python whose path puts site-packages before the standard library. Where the ``enum34`` backport is
     installed (pysc2-evolved, in ccoma's ``sc2`` and ``dev`` extras, requires it) that child imports the
     backport instead of ``enum`` and dies, inductor concludes the CPU has no vector instructions, and every
-    ``cpp.simdlen`` gives plain scalar loops. The flags check (/proc/cpuinfo) still applies. Needed only
-    for a vector ``cpp.simdlen``; the verdicts inductor cached in this process are recomputed."""
+    ``cpp.simdlen`` gives plain scalar loops. The flags check (/proc/cpuinfo) still applies. Options that
+    ask for scalar loops change nothing; otherwise the verdicts inductor cached in this process are recomputed."""
     from torch._inductor import config
 
-    if config.cpp.vec_isa_ok is not True:
+    if wants_vectors(options) and config.cpp.vec_isa_ok is not True:
         config.cpp.vec_isa_ok = True
         forget_vec_isa_verdicts()
 
@@ -167,9 +168,8 @@ def vector_isa(options: dict | None = None) -> str:
 
     opts = COMPILE_OPTIONS if options is None else options
     _quiet_cpp_extension()
-    if wants_vectors(opts):
-        trust_cpu_flags()
-    with config.patch({k: v for k, v in opts.items() if k in ("cpp.simdlen",)}):
+    trust_cpu_flags(opts)
+    with config.patch({"cpp.simdlen": opts.get("cpp.simdlen")}):
         isa = cpu_vec_isa.pick_vec_isa()
     return str(isa) if isa else ""
 
@@ -253,8 +253,7 @@ class SimEnv(BattleViews):
         """
         import types
 
-        if wants_vectors(COMPILE_OPTIONS):
-            trust_cpu_flags()
+        trust_cpu_flags(COMPILE_OPTIONS)
         f = SimEnv._advance
         code = f.__code__.replace()  # a distinct code object: a cache of its own
         fn = torch.compile(types.MethodType(types.FunctionType(code, f.__globals__, f.__name__), self),

@@ -47,4 +47,5 @@ def test_a_vector_width_gives_vector_code_where_the_cpu_has_it(width, isa):
 
     if isa not in x86_isa_checker():
         pytest.skip(f"this CPU has no {isa}")
-    assert sim_env.vector_isa({"cpp.simdlen": width}) == isa
+    # "avx512", or "avx512 avx512_vnni" where inductor's own VNNI check passes (its verdict is kept on disk)
+    assert sim_env.vector_isa({"cpp.simdlen": width}).split()[0] == isa
