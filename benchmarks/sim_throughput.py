@@ -282,10 +282,9 @@ def main(argv=None) -> int:
     from ccoma.sim import env as sim_env
 
     if a.simdlen is not None:   # the compiled step reads these options when it is built
-        if a.simdlen:
-            sim_env.COMPILE_OPTIONS["cpp.simdlen"] = a.simdlen
-        else:
-            sim_env.COMPILE_OPTIONS.pop("cpp.simdlen", None)
+        opts = sim_env.compile_options(simdlen=a.simdlen or None)
+        sim_env.COMPILE_OPTIONS.clear()
+        sim_env.COMPILE_OPTIONS.update(opts)
     if a.march:
         sim_env.COMPILE_OPTIONS["cpp.march"] = a.march
 

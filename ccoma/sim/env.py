@@ -7,6 +7,8 @@ view over it is :class:`ccoma.smac.env.StarCraft2Env`.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ccoma.envs.base import EpisodeSource, EpisodeSpecs, StepOut
@@ -112,13 +114,20 @@ SIMDLEN = {"AVX512": 8, "AVX2": 8, "DEFAULT": 8}
 AHEAD = 4
 
 
-def compile_options(capability: str | None = None) -> dict:
-    """Inductor options for this CPU's instruction set ("AVX512", "AVX2", ...; None = detect)."""
+def compile_options(capability: str | None = None, simdlen="by-cpu") -> dict:
+    """Inductor options for this CPU's instruction set ("AVX512", "AVX2", ...; None = detect).
+
+    ``simdlen`` overrides the width ``SIMDLEN`` gives the CPU (None: inductor's own choice). Options for
+    scalar loops also set ``cpp.vec_isa_ok`` False: no vector instruction set is used, so inductor need
+    not check which ones load (a build and a child Python per set, 1-5 s per process; see
+    ``trust_cpu_flags``), and the build is the same wherever that check would fail or pass."""
     cap = (capability or torch.backends.cpu.get_cpu_capability()).upper()
     opts = {"cpp_wrapper": True}
-    simd = SIMDLEN.get(cap, SIMDLEN["DEFAULT"])
+    simd = SIMDLEN.get(cap, SIMDLEN["DEFAULT"]) if simdlen == "by-cpu" else simdlen
     if simd is not None:
         opts["cpp.simdlen"] = simd
+    if not wants_vectors(opts):
+        opts["cpp.vec_isa_ok"] = False
     return opts
 
 
@@ -138,10 +147,11 @@ def trust_cpu_flags(options: dict) -> None:
     installed (pysc2-evolved, in ccoma's ``sc2`` and ``dev`` extras, requires it) that child imports the
     backport instead of ``enum`` and dies, inductor concludes the CPU has no vector instructions, and every
     ``cpp.simdlen`` gives plain scalar loops. The flags check (/proc/cpuinfo) still applies. Options that
-    ask for scalar loops change nothing; otherwise the verdicts inductor cached in this process are recomputed."""
+    ask for scalar loops change nothing (they skip the probe themselves: ``compile_options``); otherwise
+    the verdicts inductor cached in this process are recomputed."""
     from torch._inductor import config
 
-    if wants_vectors(options) and config.cpp.vec_isa_ok is not True:
+    if wants_vectors(options):
         config.cpp.vec_isa_ok = True
         forget_vec_isa_verdicts()
 
@@ -153,6 +163,24 @@ def forget_vec_isa_verdicts() -> None:
     cpu_vec_isa.valid_vec_isa_list.cache_clear()
     for isa in cpu_vec_isa.supported_vec_isa_list:  # some cache their verdict per instance
         getattr(type(isa).__bool__, "cache_clear", lambda: None)()
+    # the others per instance and setting, in VecISA's name-mangled helper
+    getattr(getattr(cpu_vec_isa.VecISA, "_VecISA__bool__impl", None), "cache_clear", lambda: None)()
+
+
+@contextlib.contextmanager
+def _isa_options(options: dict):
+    """Inductor's vector-ISA settings of ``options`` for the duration; its list of usable instruction sets
+    (cached for the whole process at first use) is dropped afterwards, so a list made under these options
+    (empty, where they skip the check) does not outlive them."""
+    from torch._inductor import config, cpu_vec_isa
+
+    keys = {k: options[k] for k in ("cpp.simdlen", "cpp.vec_isa_ok") if k in options}
+    keys.setdefault("cpp.simdlen", None)
+    try:
+        with config.patch(keys):
+            yield
+    finally:
+        cpu_vec_isa.valid_vec_isa_list.cache_clear()
 
 
 def wants_vectors(options: dict) -> bool:
@@ -164,12 +192,12 @@ def wants_vectors(options: dict) -> bool:
 def vector_isa(options: dict | None = None) -> str:
     """The vector instruction set inductor writes the compiled step for under ``options`` (default: the
     step's), e.g. "avx512"; "" when it writes plain scalar loops."""
-    from torch._inductor import config, cpu_vec_isa
+    from torch._inductor import cpu_vec_isa
 
     opts = COMPILE_OPTIONS if options is None else options
     _quiet_cpp_extension()
     trust_cpu_flags(opts)
-    with config.patch({"cpp.simdlen": opts.get("cpp.simdlen")}):
+    with _isa_options(opts):
         isa = cpu_vec_isa.pick_vec_isa()
     return str(isa) if isa else ""
 
@@ -266,7 +294,8 @@ class SimEnv(BattleViews):
                 warm.append(True)
                 if actions.device.type == "cpu":
                     _quiet_cpp_extension()
-                return fn(actions)
+                with _isa_options(COMPILE_OPTIONS):  # the compile's ISA list is not kept for other compiles
+                    return fn(actions)
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
                 return fn(actions)
         return advance

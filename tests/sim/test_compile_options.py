@@ -38,6 +38,30 @@ def test_a_width_no_instruction_set_has_gives_scalar_loops():
     assert sim_env.vector_isa({"cpp.simdlen": 8}) == ""
     assert not sim_env.wants_vectors({"cpp.simdlen": 8})
     assert sim_env.wants_vectors({"cpp.simdlen": 256}) and sim_env.wants_vectors({})
+    assert sim_env.compile_options(simdlen=8)["cpp.vec_isa_ok"] is False
+    assert "cpp.vec_isa_ok" not in sim_env.compile_options(simdlen=512)
+    assert "cpp.vec_isa_ok" not in sim_env.compile_options(simdlen=None)   # inductor's own choice
+
+
+@pytest.mark.skipif(not X86, reason="x86 vector instruction sets")
+def test_scalar_options_skip_inductors_cpu_probe_and_leave_no_verdict(monkeypatch):
+    """Scalar loops use no vector instruction set, so the compile need not build and load inductor's test
+    libraries (1-5 s per process); and the empty list of usable sets it makes then is not kept."""
+    from torch._inductor import config, cpu_vec_isa
+
+    probed = []
+    monkeypatch.setattr(cpu_vec_isa.VecISA, "check_build", lambda self, code: probed.append(str(self)) or True)
+    monkeypatch.setattr(config.cpp, "vec_isa_ok", None)   # inductor's default: probe
+    sim_env.forget_vec_isa_verdicts()
+    assert sim_env.vector_isa(sim_env.compile_options(simdlen=8)) == ""
+    assert probed == []
+    # the list made under the options is gone: without them inductor checks the CPU again (and would
+    # find vector sets on any x86 CPU with AVX2)
+    with config.patch({"cpp.simdlen": None}):
+        found = cpu_vec_isa.pick_vec_isa()
+    if "avx2" in cpu_vec_isa.x86_isa_checker():
+        assert probed and found, (probed, found, config.cpp.vec_isa_ok, cpu_vec_isa.valid_vec_isa_list())
+    sim_env.forget_vec_isa_verdicts()
 
 
 @pytest.mark.skipif(not X86, reason="x86 vector instruction sets")
