@@ -154,3 +154,25 @@ def test_frames_show_terrain_flyers_and_heals(tmp_path):
     assert healers and all(f0.air[u] for u in healers)
     paths = render_frames(frames[-1:], tmp_path)
     assert paths[0].read_bytes()[:8] == PNG_MAGIC
+
+
+def test_each_living_unit_carries_its_white_type_letter(frames):
+    """The type letters (drawn as outlines in one collection) sit on their units, and every frame
+    draws only its own: the same count of artists after many frames."""
+    from ccoma.sim.render import _Painter
+
+    f = frames[len(frames) // 2]
+    painter = _Painter(f.unit_types, f.arena, dpi=90)
+    painter.fit(frames)
+    painter.draw(frames[0])
+    n_artists = len(painter.ax.get_children())
+    painter.draw(f)
+    assert len(painter.ax.get_children()) == n_artists
+    px = painter.rgba()[..., :3].astype(int)
+    h = px.shape[0]
+    for u in np.flatnonzero(f.alive):
+        x, y = painter.ax.transData.transform(f.pos[u])
+        row, col = int(round(h - y)), int(round(x))
+        window = px[max(row - 4, 0):row + 5, max(col - 4, 0):col + 5]
+        assert (window.min(-1) > 225).sum() >= 3, f"no white letter on unit {u}"
+    painter.close()
