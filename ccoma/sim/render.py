@@ -163,7 +163,7 @@ class _Painter:
         self.ax = self.fig.add_axes([0.07, 0.13, 0.9, 0.8])
         self.view = (0.0, self.arena[0], 0.0, self.arena[1])
         self._bg, self._bg_key = None, None
-        self._glyphs: dict = {}   # type letter -> its outline, centred on the origin, 1 data unit per point
+        self._glyphs: dict = {}   # type letter -> its outline at font size 1, centred on the origin
         self._legend()
 
     def fit(self, frames: Sequence[Frame], margin: float = 3.0, min_size: float = 14.0) -> None:
@@ -270,8 +270,8 @@ class _Painter:
         return self.fig
 
     def _glyph(self, letter: str):
-        """``letter`` in bold as a filled outline, centred on (0, 0), one unit high per point of font
-        size (as ``ax.text(..., ha="center", va="center", weight="bold")`` drew it, without its layout)."""
+        """``letter`` in bold as a filled outline at font size 1, centred on (0, 0): scaled by a font size
+        it is the glyph ``ax.text(..., ha="center", va="center", weight="bold")`` drew, without its layout."""
         glyph = self._glyphs.get(letter)
         if glyph is None:
             from matplotlib.font_manager import FontProperties
