@@ -202,9 +202,9 @@ def longest_first(specs: list) -> list:
     starts the longest jobs last leaves its other workers idle at the end (longest-processing-time-first
     scheduling); a COMA job, with its extra frozen-explore deployment, runs ~4/3 as many steps as a
     QMIX or VDN job. Only the order changes: each job computes the same with any order or worker count."""
-    from ccoma.job.spec import stage_plan
+    from ccoma.job.spec import total_steps
 
-    return sorted(specs, key=lambda s: -sum(n for _, n in stage_plan(s)))
+    return sorted(specs, key=lambda s: -total_steps(s))
 
 
 def run(specs: list, executor: str = "local", workers: int = 0, address: str = "", poll: float | None = None):

@@ -145,10 +145,10 @@ def _close_orphans(tracker, parent, status: str, reason: str) -> None:
 
 def _step_bar(specs, label: str = "env steps"):
     """A progress bar over the env steps of all the jobs (ccoma.progress)."""
-    from ccoma.job import progress_file, stage_plan
+    from ccoma.job import progress_file, total_steps
     from ccoma.progress import StepBar
 
-    return StepBar({progress_file(s): sum(n for _, n in stage_plan(s)) for s in specs}, label)
+    return StepBar({progress_file(s): total_steps(s) for s in specs}, label)
 
 
 def _check_checkpoints(specs) -> None:

@@ -9,6 +9,6 @@
     runner.py      the run loop with checkpoints and exact resume; ``run_job`` for workers
 """
 from ccoma.job.runner import Job, run_job
-from ccoma.job.spec import DEPLOY_MODES, JobSpec, Stage, job_dir, progress_file, stage_plan, stages
+from ccoma.job.spec import DEPLOY_MODES, JobSpec, Stage, job_dir, progress_file, stages, total_steps
 
-__all__ = ["DEPLOY_MODES", "Job", "JobSpec", "Stage", "job_dir", "progress_file", "run_job", "stage_plan", "stages"]
+__all__ = ["DEPLOY_MODES", "Job", "JobSpec", "Stage", "job_dir", "progress_file", "run_job", "stages", "total_steps"]

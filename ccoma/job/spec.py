@@ -101,6 +101,6 @@ def stages(spec: JobSpec) -> list[Stage]:
     return plan
 
 
-def stage_plan(spec: JobSpec) -> list[tuple[str, int]]:
-    """(name, env steps) of each stage, in order (for progress bars)."""
-    return [(s.name, s.steps) for s in stages(spec)]
+def total_steps(spec: JobSpec) -> int:
+    """The env steps of all the job's stages (progress bars, the order jobs start in)."""
+    return sum(s.steps for s in stages(spec))

@@ -2,7 +2,7 @@
 are started in changes the command's wall-clock, never what a job computes."""
 from ccoma import executors
 from ccoma.experiment import job_specs
-from ccoma.job import stage_plan
+from ccoma.job import total_steps
 from ccoma.run_config import resolve
 
 
@@ -15,7 +15,7 @@ def test_jobs_with_more_env_steps_start_first_and_ties_keep_their_order():
     specs = _specs(("qmix", "c-qmix", "vdn", "c-vdn", "coma", "c-coma", "coma-explore"))
     given = [(s.algo, s.seed) for s in specs]
     ordered = executors.longest_first(specs)
-    steps = [sum(n for _, n in stage_plan(s)) for s in ordered]
+    steps = [total_steps(s) for s in ordered]
     assert steps == sorted(steps, reverse=True)
     # the COMA jobs run three deployments (frozen, continual, frozen-explore), the others two
     assert [(s.algo, s.seed) for s in ordered[:2]] == [("coma", 0), ("coma", 1)]
