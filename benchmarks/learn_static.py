@@ -4,6 +4,7 @@
     python benchmarks/learn_static.py --algos qmix --seeds 0 --steps 200000 --out results/qmix.csv
     python benchmarks/learn_static.py --algos qmix,vdn --n-envs 64 --episodes-per-update 16
     python benchmarks/learn_static.py --map 25m --algos mfq --half-buffer --buffer 500
+    python benchmarks/learn_static.py --algos qmix --seeds 0 --threads 1 --compile --fused-gru
 
 Each (method, seed) trains on ``SimEnv.from_map(MAP, n_envs=B)`` with the method's default config
 (pymarl / C-COMA paper hyperparameters) and is evaluated greedily every ``--eval-every`` env steps on
@@ -114,6 +115,8 @@ def main(argv=None) -> int:
     p.add_argument("--buffer", type=int, default=5000, help="replay capacity for replay learners (episodes)")
     p.add_argument("--compile", action="store_true", help="compile the training env's step (as the quick and "
                    "paper budgets do); evaluation stays eager, as in the harness")
+    p.add_argument("--fused-gru", action="store_true", help="learner updates unroll the GRU with ccoma's fused C "
+                   "loop (RunConfig.fused_gru) instead of torch.gru")
     p.add_argument("--half-buffer", action="store_true", help="store float fields as float16 (half the memory)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field of every method, e.g. --set lr=0.001 (repeatable)")
@@ -123,6 +126,11 @@ def main(argv=None) -> int:
 
     args.overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(args.threads)
+    if args.fused_gru:
+        from ccoma.algos import fused_gru
+
+        fused_gru.set_fused(True)
+        print("GRU unroll:", fused_gru.status(), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -4,6 +4,7 @@
     python benchmarks/learn_throughput.py --budgets quick,paper --windows 3
     python benchmarks/learn_throughput.py --baseline /work/wt/baseline --windows 10   # longer
     python benchmarks/learn_throughput.py --no-baseline --algos qmix --modes solo
+    python benchmarks/learn_throughput.py --fused-gru             # this checkout with --fused-gru's unroll
 
 Each measurement is one job the way the harness runs it (``ccoma/run_config.py`` BUDGETS): a 2s3z
 ``SimEnv`` of ``n_envs`` = 32 environments, compiled when the budget says so, the learner's default
@@ -63,6 +64,10 @@ def child(args) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if args.fused_gru:
+        from ccoma.algos import fused_gru
+
+        fused_gru.set_fused(True)
     from ccoma.algos import registry
     from ccoma.data.buffer import EpisodeBuffer
     from ccoma.data.rollout import Rollout
@@ -110,6 +115,8 @@ def run_jobs(code: Path, algo: str, budget: str, n_jobs: int, args) -> list[dict
                "--windows", str(args.windows), "--n-jobs", str(n_jobs), "--barrier", barrier]
         if args.compile is not None:
             cmd += ["--compile", str(int(args.compile))]
+        if args.fused_gru and code == ROOT:      # the baseline has no fused unroll
+            cmd += ["--fused-gru"]
         procs = [subprocess.Popen(cmd + ["--job", str(i), "--seed", str(i)], env=env, cwd=str(code),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for i in range(n_jobs)]
@@ -139,6 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--windows", type=int, default=2, help="timed windows per job (median reported)")
     p.add_argument("--compile", type=int, choices=(0, 1), default=None, help="override the budget's compile flag")
     p.add_argument("--out", default="", help="also write the results as JSON here")
+    p.add_argument("--fused-gru", action="store_true", help="this checkout's jobs unroll the GRU with the fused C "
+                   "loop (RunConfig.fused_gru); the baseline's run as they always did")
     # child mode (internal)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--algo", help=argparse.SUPPRESS)
@@ -166,7 +175,8 @@ def main(argv=None) -> int:
         codes[f"base {commit}"] = base
     modes = {"solo": 1, "pair": 2}
     rows = []
-    print(f"map {args.map}, warm-up {args.warmup} steps, {args.windows} x {args.window}-step windows, 1 thread per job")
+    print(f"map {args.map}, warm-up {args.warmup} steps, {args.windows} x {args.window}-step windows, 1 thread per job"
+          + (", this checkout with --fused-gru" if args.fused_gru else ""))
     print("rates: env steps per wall-clock second (per job) | per CPU-second of the job's process")
     print("replay MB: as stored (float fields as float32 / as float16)")
     print(f"{'algo':5} {'budget':6} {'mode':5} " + " ".join(f"{k:>16}" for k in codes)

@@ -29,6 +29,8 @@ def config_hash(cfg: RunConfig) -> str:
                                                   ray_address="", report=True))
     if data["threads"] == 1:  # the default (and the only setting before it existed): earlier runs keep their hash
         del data["threads"]
+    if not data["fused_gru"]:  # likewise the default unroll
+        del data["fused_gru"]
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -56,7 +58,8 @@ def job_specs(cfg: RunConfig, run_key: str, params: dict) -> list:
                     budget=cfg.budget, continual=cfg.continual, algo_overrides=dict(cfg.algo), sim=dict(cfg.sim),
                     device=check_device(cfg.device), tracking_uri=cfg.tracking_uri, run_key=run_key,
                     budget_name=cfg.budget_name, backend=describe(cfg.backend), params=params,
-                    run_dir=cfg.run_dir, reference=reference, threads=cfg.threads)
+                    run_dir=cfg.run_dir, reference=reference, threads=cfg.threads,
+                    fused_gru=cfg.fused_gru)
             for j in jobs(cfg)]
 
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ccoma.algos.fused_gru import gru_sequence
+
 
 class RNNAgent(nn.Module):
     """pymarl's agent: fc -> GRUCell -> fc; one set of weights shared by all agents."""
@@ -34,10 +36,12 @@ class RNNAgent(nn.Module):
     def unroll(self, inputs: torch.Tensor) -> torch.Tensor:
         """Whole episodes from a zero hidden state. inputs [B, T, N, D] -> outputs [B, T, N, A].
 
-        The two linear layers run once over all slots and the GRU runs as one fused ``torch.gru``
-        call with the cell's own weights: the same arithmetic as stepping ``self.rnn`` T times (the
-        GRUCell walk, kept in :meth:`forward` for acting), bit for bit on CPU, but its backward
-        pass does not pay one full-size zero gradient per sliced time step as ``x[:, t]`` did.
+        The two linear layers run once over all slots and the GRU runs over the whole sequence in one
+        call with the cell's own weights (:func:`ccoma.algos.fused_gru.gru_sequence`): the arithmetic
+        of stepping ``self.rnn`` T times (the GRUCell walk, kept in :meth:`forward` for acting), without
+        a full-size zero gradient per sliced time step (``x[:, t]``) or per-step operator and autograd
+        bookkeeping. By default that call is ``torch.gru``, bit for bit the walk's on CPU; with the fused
+        unroll switched on (``--fused-gru``) its numbers equal the walk's to float rounding (~1e-7).
         """
         return self.fc2(self.trunk(inputs))                       # [B, T, N, A]
 
@@ -45,12 +49,10 @@ class RNNAgent(nn.Module):
         """The hidden states of :meth:`unroll` (fc1 and the GRU): inputs [B, T, N, D] -> [B, T, N, H]."""
         b, t, n, _ = inputs.shape
         x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
-        seq = x.transpose(1, 2).reshape(b * n, t, self.hidden_dim)  # [B*N, T, H]
+        seq = x.transpose(0, 1).reshape(t, b * n, self.hidden_dim)  # [T, B*N, H], time-major
         cell = self.rnn
-        h0 = self.init_hidden(1, b * n)                           # [layers=1, B*N, H]
-        hs, _ = torch.gru(seq, h0, [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh],
-                          True, 1, 0.0, self.training, False, True)
-        return hs.view(b, n, t, self.hidden_dim).transpose(1, 2)  # [B, T, N, H]
+        hs = gru_sequence(seq, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, self.training)
+        return hs.view(t, b, n, self.hidden_dim).transpose(0, 1)  # [B, T, N, H]
 
     def trunk_params(self) -> list[nn.Parameter]:
         return [*self.fc1.parameters(), *self.rnn.parameters()]

@@ -61,6 +61,17 @@ def _cuda() -> str:
     return f"not available (torch {torch.__version__}, {build}); --device cpu"
 
 
+def _gru() -> str:
+    """Whether ``--fused-gru`` can run its C unroll here (builds it into the cache if need be)."""
+    from ccoma.algos import fused_gru
+
+    with fused_gru.use_fused(True):
+        status = fused_gru.status()
+    if status.startswith("fused"):
+        return "--fused-gru: the fused C unroll works here (built in ccoma's cache)"
+    return f"--fused-gru: not available here, it would run {status}"
+
+
 def _cpu() -> str:
     """The CPU's instruction set as torch sees it, and the code the compiled simulator step gets for it."""
     try:
@@ -107,7 +118,7 @@ def _mlflow(tracking_uri: str | None) -> tuple[bool, str]:
               help="MLflow store or server to check (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")
 def doctor(backend, tracking_uri):
     """Check this machine: usable backends and versions, the StarCraft II game and maps (with the steps to
-    install them), the CPU, CUDA, and the MLflow tracking store. Exits 0 when BACKEND (default sim) works."""
+    install them), the CPU, CUDA, the fused GRU unroll (--fused-gru), and the MLflow tracking store. Exits 0 when BACKEND (default sim) works."""
     from ccoma import __version__
 
     click.echo(f"ccoma {__version__} (python {platform.python_version()}, {platform.system()})")
@@ -126,6 +137,7 @@ def doctor(backend, tracking_uri):
         click.echo(f"  {line}")
     click.echo(f"CPU     {_cpu()}")
     click.echo(f"CUDA    {_cuda()}")
+    click.echo(f"GRU     {_gru()}")
     mlflow_ok, mlflow_line = _mlflow(tracking_uri)
     click.echo(f"MLflow  {'reachable' if mlflow_ok else 'UNREACHABLE'}: {mlflow_line}")
     works = sim_ok if backend == "sim" else sc2_ok

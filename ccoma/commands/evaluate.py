@@ -46,6 +46,9 @@ def common_options(fn):
         click.option("--threads", type=click.IntRange(1, 1024), default=None,
                      help="torch threads per job for learner updates (default 1: results bit-identical on any "
                           "worker count; 2 makes QMIX/VDN updates ~1.45x faster but regroups sums)."),
+        click.option("--fused-gru", "fused_gru", is_flag=True, default=None,
+                     help="Unroll the agents' GRU in learner updates with ccoma's fused C loop: QMIX/VDN "
+                          "updates ~1.4x faster on CPU; rounds differently from torch.gru (~1e-7)."),
         BACKEND_OPTION,
     ]
     for opt in reversed(opts):
@@ -79,7 +82,8 @@ def load_overrides(config_file):
 @click.option("--reference", is_flag=True, default=None,
               help="Also train from-scratch references on the unseen phase (<algo>-reference runs), so the "
                    "report can give forward transfer.")
-def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, backend, methods,
+def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend,
+             methods,
              seeds, executor, workers, ray_address, run_dir, resume, report, reference):
     """Train each method, deploy it frozen or still learning into the changing world, and report.
 
@@ -90,7 +94,7 @@ def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_
 
     cfg = resolve(scenario, budget, methods=methods, seeds=seeds, train_steps=train_steps,
                   deploy_steps=deploy_steps, overrides=load_overrides(config_file),
-                  where=config_file or "config", tracking_uri=tracking_uri, device=device, threads=threads,
+                  where=config_file or "config", tracking_uri=tracking_uri, device=device, threads=threads, fused_gru=fused_gru,
                   backend=backend, executor=executor, workers=workers, ray_address=ray_address, run_dir=run_dir,
                   report=report, reference=reference)
     if cfg.ray_address and cfg.executor != "ray":

@@ -6,23 +6,24 @@ import click
 from ccoma.commands.evaluate import SEED, common_options, load_overrides
 
 
-def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, backend):
+def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend):
     from ccoma.run_config import resolve
 
     return resolve(scenario, budget, train_steps=train_steps, deploy_steps=deploy_steps,
                    overrides=load_overrides(config_file), where=config_file or "config",
-                   tracking_uri=tracking_uri, device=device, threads=threads, backend=backend, report=False)
+                   tracking_uri=tracking_uri, device=device, threads=threads, fused_gru=fused_gru, backend=backend,
+                   report=False)
 
 
 @click.command()
 @common_options
 @click.option("--algo", "-a", default="coma", show_default=True, help="Learner: coma, qmix, vdn, iql, mfq.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, backend, algo, seed):
+def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend, algo, seed):
     """Train one learner on a scenario's training stage; prints the checkpoint to deploy from."""
     from ccoma.experiment import single
 
-    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, backend)
+    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend)
     out = single(cfg, algo, seed, "train")
     series = next(iter(out["methods"].values()))["series"]["win_rate"]
     click.echo(f"trained in {out['seconds']:.0f} s; final rolling win rate {series[-1] if series else 0:.2f}")
@@ -79,7 +80,7 @@ def check_trained(path: str, algo: str, cfg) -> None:
               show_default=True, help="frozen: greedy, no learning; continual: the trainable set learns; "
               "frozen-explore: no learning, behaviour policy (the sampling control).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, backend, init_from,
+def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend, init_from,
            algo, mode, seed):
     """Deploy a trained model into a scenario's changing world, frozen or still learning."""
     from pathlib import Path
@@ -89,7 +90,7 @@ def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_ur
 
     if not Path(init_from).exists():
         raise CcomaError(f"--checkpoint {init_from}: no such file or directory")
-    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, backend)
+    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend)
     from ccoma.envs import check as check_backend
 
     check_backend(cfg.backend)  # a missing game first: one line pointing at `ccoma doctor`

@@ -15,6 +15,7 @@ import time
 import torch
 
 from ccoma import checkpoint as ckpt
+from ccoma.algos import fused_gru
 from ccoma.envs.factory import backend_of
 from ccoma.job import artifacts, evaluation, strategy, summary
 from ccoma.job.envs import EnvPool
@@ -262,16 +263,20 @@ class Job:
 def run_job(spec: JobSpec) -> dict:
     """Entry point for a worker: run (or resume) the job and return its results."""
     started = time.time()
-    job = Job(spec)
-    try:
-        result = job.run()
-    except KeyboardInterrupt:
-        for run in job.runs.values():
-            run.finish("interrupted")
-        raise
-    except Exception:
-        for run in job.runs.values():
-            run.finish("failed")
-        raise
+    with fused_gru.use_fused(spec.fused_gru):   # this job's unroll; the process's setting comes back after
+        job = Job(spec)
+        if spec.fused_gru:                      # which unroll ran (a machine without a C compiler runs torch.gru)
+            for run in job.runs.values():
+                run.set_tags({"ccoma.gru_unroll": fused_gru.status()})
+        try:
+            result = job.run()
+        except KeyboardInterrupt:
+            for run in job.runs.values():
+                run.finish("interrupted")
+            raise
+        except Exception:
+            for run in job.runs.values():
+                run.finish("failed")
+            raise
     result["seconds"] = time.time() - started
     return result

@@ -95,11 +95,11 @@ def _template_path() -> Path | None:
     import mlflow
     import sqlalchemy
 
-    root = os.environ.get("CCOMA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ccoma")
+    from ccoma.cache import cache_dir
+
     key = f"mlflow{mlflow.__version__}-sqlalchemy{sqlalchemy.__version__}-alembic{alembic.__version__}" \
           f"-sqlite{sqlite3.sqlite_version}"
-    return Path(root) / f"empty-store-{key}.db"
+    return cache_dir() / f"empty-store-{key}.db"
 
 
 def _new_store(tmp: Path) -> None:

@@ -79,3 +79,4 @@ def test_config_hash_of_default_threads_is_unchanged():
     cfg = resolve("shifting_spawn", "smoke", seeds=(0,))
     assert config_hash(cfg) == "6b463de04e"
     assert config_hash(dataclasses.replace(cfg, threads=2)) != "6b463de04e"
+    assert config_hash(dataclasses.replace(cfg, fused_gru=True)) != "6b463de04e"   # another computation

@@ -1,0 +1,244 @@
+"""The learners' GRU unroll on CPU: whole sequences in one C call, forward and backward.
+
+``torch.gru`` on CPU walks the time steps in C++ but runs each step as a dozen ATen operators (the
+hidden product, chunks, two sigmoids, a tanh, the blend), each with its own dispatch and, when
+training, its own autograd node; its backward then replays those nodes step by step. For the
+learners' shapes (160 sequences of 121 steps, 64 units) that bookkeeping and the memory traffic of
+the full-size intermediates cost more than the arithmetic. ``_gru.c`` does the same layer as one
+loop over the steps: per step the input and hidden products (torch's own BLAS ``sgemm_``, called
+through a function pointer) and then every gate of a row in one vectorised pass, keeping the gates for
+a backward pass that accumulates the weight gradients step by step.
+
+The numbers are the layer's (``torch.nn.GRU``'s equations and weight layout) but not ATen's bit for
+bit: exp and tanh are this file's polynomials and the gradient sums are grouped differently, so
+results differ from ``torch.gru`` by float rounding (~1e-7 relative; tests/algos/test_fused_gru.py
+bounds it). So it is not the default: ``torch.gru`` is, bit for bit the GRUCell walk that acting
+runs, and a job uses the fused unroll when asked (``RunConfig.fused_gru``, ``--fused-gru``; in
+code :func:`set_fused` or :func:`use_fused`). The library is compiled at first
+use with the system C compiler (``$CC``, else ``cc``) for this CPU and kept in ccoma's cache folder;
+where that is impossible (no compiler, no ``sgemm_`` exported by torch, a failed self-check), and on
+any device but the CPU or any dtype but float32, :func:`gru_sequence` runs ``torch.gru`` instead.
+:func:`status` says which, and why.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+from ccoma.cache import cache_dir
+
+log = logging.getLogger(__name__)
+
+_SRC = Path(__file__).with_name("_gru.c")
+_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC")
+
+_lock = threading.Lock()
+_state: dict = {"tried": False, "lib": None, "gemm": None, "why": "not loaded yet", "on": False}
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags (the library is built with -march=native, so it is this CPU's)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def _torch_sgemm() -> int:
+    """The address of the Fortran BLAS ``sgemm_`` that torch's CPU library exports."""
+    libdir = Path(torch.__file__).parent / "lib"
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
+        path = libdir / name
+        if path.is_file():
+            lib = ctypes.CDLL(str(path))
+            try:
+                return ctypes.cast(lib.sgemm_, ctypes.c_void_p).value
+            except AttributeError:
+                raise RuntimeError(f"{name} exports no sgemm_") from None
+    raise RuntimeError(f"no libtorch_cpu in {libdir}")
+
+
+def _build() -> Path:
+    """Compile ``_gru.c`` for this CPU unless the cache already holds it; returns the library. The
+    cache key is the source, the flags and this CPU's features (a library built with -march=native
+    runs only where those exist); a cached build needs no compiler, and the self-check vets it."""
+    import platform
+
+    src = _SRC.read_bytes()
+    key = hashlib.sha256(b"\0".join([src, " ".join(_FLAGS).encode(), _cpu_flags().encode(),
+                                     f"{sys.platform}-{platform.machine()}".encode()])).hexdigest()[:16]
+    folder = cache_dir()
+    so = folder / f"gru-{key}.so"
+    if so.is_file():
+        return so
+    cc = os.environ.get("CC") or "cc"
+    if shutil.which(cc) is None:
+        raise RuntimeError(f"no C compiler ({cc}) on PATH")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".gru-", suffix=".so", dir=folder)
+    os.close(fd)
+    try:
+        out = subprocess.run([cc, *_FLAGS, "-o", tmp, str(_SRC)], capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"{cc} failed: {last[0]}")
+        os.replace(tmp, so)                      # whole or absent, whoever compiles at the same time
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return so
+
+
+def _bind(lib: ctypes.CDLL) -> None:
+    p, i = ctypes.c_void_p, ctypes.c_int
+    lib.ccoma_gru_forward.argtypes = [p, i, i, i, i] + [p] * 8 + [i, p, p]
+    lib.ccoma_gru_forward.restype = None
+    lib.ccoma_gru_backward.argtypes = [p, i, i, i, i] + [p] * 14
+    lib.ccoma_gru_backward.restype = ctypes.c_int
+
+
+def _self_check() -> None:
+    """A small layer through both paths: outputs and gradients must agree (a wrong BLAS integer width,
+    a miscompiled library or a changed torch would fail here, not in training)."""
+    g = torch.Generator().manual_seed(0)
+    t, m, i, h = 5, 7, 6, 8
+    x = torch.randn(t, m, i, generator=g, requires_grad=True)
+    ws = [torch.randn(3 * h, i, generator=g), torch.randn(3 * h, h, generator=g),
+          torch.randn(3 * h, generator=g), torch.randn(3 * h, generator=g)]
+    ws = [w.mul_(0.3).requires_grad_() for w in ws]
+    dy = torch.randn(t, m, h, generator=g)
+    got = _GRUSequence.apply(x, *ws)
+    grads = torch.autograd.grad((got * dy).sum(), [x, *ws])
+    ref = _torch_gru(x, *ws)
+    ref_grads = torch.autograd.grad((ref * dy).sum(), [x, *ws])
+    for a, b in zip((got, *grads), (ref, *ref_grads)):
+        if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+            raise RuntimeError(f"self-check failed (max difference {float((a - b).abs().max()):.2e})")
+
+
+def _load() -> ctypes.CDLL | None:
+    if _state["tried"]:
+        return _state["lib"]
+    with _lock:
+        if _state["tried"]:
+            return _state["lib"]
+        try:
+            _state["gemm"] = _torch_sgemm()
+            lib = ctypes.CDLL(str(_build()))
+            _bind(lib)
+            _state["lib"] = lib
+            _self_check()
+            _state["why"] = "fused C unroll"
+        except Exception as exc:  # noqa: BLE001 - any failure means torch.gru, said once
+            _state["lib"] = None
+            _state["why"] = f"torch.gru ({exc})"
+            log.info("ccoma: the learners' GRU unroll runs torch.gru: %s", exc)
+        _state["tried"] = True
+    return _state["lib"]
+
+
+def status() -> str:
+    """Which unroll the learners use on CPU, and why."""
+    if not _on():
+        return "torch.gru (the default)"
+    _load()
+    return _state["why"]
+
+
+def _on() -> bool:
+    return _state["on"]
+
+
+def set_fused(on: bool) -> None:
+    """Use the fused unroll (or not) from now on in this process."""
+    _state["on"] = bool(on)
+
+
+@contextlib.contextmanager
+def use_fused(on: bool):
+    """Within the block, :func:`gru_sequence` uses the fused unroll only if ``on`` (and it loads)."""
+    before = _state["on"]
+    _state["on"] = bool(on)
+    try:
+        yield
+    finally:
+        _state["on"] = before
+
+
+def _ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()
+
+
+class _GRUSequence(torch.autograd.Function):
+    """x [T, M, I] -> hs [T, M, H] from a zero initial state; weights as torch.nn.GRU's layer 0."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh):
+        lib = _state["lib"]
+        x, w_ih, w_hh, b_ih, b_hh = (v.detach().contiguous() for v in (x, w_ih, w_hh, b_ih, b_hh))
+        t, m, i = x.shape
+        h = w_hh.shape[1]
+        keep = any(ctx.needs_input_grad)
+        hs = x.new_empty(t, m, h)
+        rzn = x.new_empty(t if keep else 1, m, 3 * h)
+        ghn = x.new_empty(t if keep else 1, m, h)
+        work = x.new_empty(2 * m * 3 * h)
+        zeros = x.new_zeros(m, h)
+        lib.ccoma_gru_forward(_state["gemm"], t, m, i, h, _ptr(x), _ptr(w_ih), _ptr(w_hh), _ptr(b_ih),
+                              _ptr(b_hh), _ptr(hs), _ptr(rzn), _ptr(ghn), int(keep), _ptr(work), _ptr(zeros))
+        if keep:
+            ctx.save_for_backward(x, hs, rzn, ghn, w_ih, w_hh)
+        return hs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dhs):
+        lib = _state["lib"]
+        x, hs, rzn, ghn, w_ih, w_hh = ctx.saved_tensors
+        t, m, i = x.shape
+        h = w_hh.shape[1]
+        dhs = dhs.contiguous()
+        dx = torch.empty_like(x)
+        dw_ih, dw_hh = torch.zeros_like(w_ih), torch.zeros_like(w_hh)
+        db_ih, db_hh = x.new_zeros(3 * h), x.new_zeros(3 * h)
+        work = x.new_empty(2 * m * 3 * h + m * h)
+        zeros = x.new_zeros(m, h)
+        rc = lib.ccoma_gru_backward(_state["gemm"], t, m, i, h, _ptr(dhs), _ptr(x), _ptr(hs), _ptr(rzn),
+                                    _ptr(ghn), _ptr(w_ih), _ptr(w_hh), _ptr(dx), _ptr(dw_ih), _ptr(dw_hh),
+                                    _ptr(db_ih), _ptr(db_hh), _ptr(work), _ptr(zeros))
+        if rc != 0:
+            raise MemoryError("the fused GRU's backward pass could not allocate its bias accumulators")
+        return dx, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _torch_gru(x, w_ih, w_hh, b_ih, b_hh, train: bool = True) -> torch.Tensor:
+    h0 = x.new_zeros(1, x.shape[1], w_hh.shape[1])
+    return torch.gru(x, h0, [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, train, False, False)[0]
+
+
+def gru_sequence(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+                 b_hh: torch.Tensor, train: bool = True) -> torch.Tensor:
+    """One GRU layer over time-major sequences from a zero state: x [T, M, I] -> hs [T, M, H].
+
+    The fused C unroll on CPU float32 when it is available and on, else ``torch.gru``."""
+    if (x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[0] > 0 and x.shape[1] > 0
+            and all(w.dtype == torch.float32 for w in (w_ih, w_hh, b_ih, b_hh)) and _on()
+            and _load() is not None):
+        return _GRUSequence.apply(x, w_ih, w_hh, b_ih, b_hh)
+    return _torch_gru(x, w_ih, w_hh, b_ih, b_hh, train)

@@ -1,0 +1,29 @@
+"""``--fused-gru``: a job unrolls its learners' GRU with the fused C loop, records which unroll ran,
+and leaves the process's setting as it found it."""
+import os
+import shutil
+
+from click.testing import CliRunner
+
+from ccoma.algos import fused_gru
+from ccoma.cli import cli
+
+
+def test_fused_gru_runs_through_evaluate_and_is_recorded(tmp_path, monkeypatch):
+    from ccoma.tracking import Tracker
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", "c-qmix", "--seed", "0", "--workers", "1",
+                                   "--fused-gru", "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert "1 jobs finished, 0 failed" in res.output
+    assert not fused_gru._on()                 # the job ran in this process; the default is back
+    client = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}").client
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    parent = [r for r in runs if "fused_gru" in r.data.params]
+    assert parent and all(r.data.params["fused_gru"] == "True" for r in parent)
+    child = [r for r in runs if r.data.tags.get("mlflow.runName", "").startswith("c-qmix")]
+    assert child and child[0].info.status == "FINISHED"
+    expected = "fused C unroll" if shutil.which(os.environ.get("CC") or "cc") else "torch.gru (no C compiler"
+    assert child[0].data.tags["ccoma.gru_unroll"].startswith(expected)
+    assert client.get_metric_history(child[0].info.run_id, "train/loss/loss")   # updates ran
