@@ -185,25 +185,28 @@ def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
 
 
+def _forward(x, w_ih, w_hh, b_ih, b_hh, keep: bool):
+    """The C forward pass: hs [T, M, H], and every step's gates when ``keep`` (for a backward pass)."""
+    x, w_ih, w_hh, b_ih, b_hh = (v.detach().contiguous() for v in (x, w_ih, w_hh, b_ih, b_hh))
+    t, m, i = x.shape
+    h = w_hh.shape[1]
+    hs = x.new_empty(t, m, h)
+    rzn = x.new_empty(t if keep else 1, m, 3 * h)
+    ghn = x.new_empty(t if keep else 1, m, h)
+    work = x.new_empty(2 * m * 3 * h)
+    zeros = x.new_zeros(m, h)
+    _state["lib"].ccoma_gru_forward(_state["gemm"], t, m, i, h, _ptr(x), _ptr(w_ih), _ptr(w_hh), _ptr(b_ih),
+                                    _ptr(b_hh), _ptr(hs), _ptr(rzn), _ptr(ghn), int(keep), _ptr(work), _ptr(zeros))
+    return hs, (x, hs, rzn, ghn, w_ih, w_hh)
+
+
 class _GRUSequence(torch.autograd.Function):
     """x [T, M, I] -> hs [T, M, H] from a zero initial state; weights as torch.nn.GRU's layer 0."""
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh):
-        lib = _state["lib"]
-        x, w_ih, w_hh, b_ih, b_hh = (v.detach().contiguous() for v in (x, w_ih, w_hh, b_ih, b_hh))
-        t, m, i = x.shape
-        h = w_hh.shape[1]
-        keep = any(ctx.needs_input_grad)
-        hs = x.new_empty(t, m, h)
-        rzn = x.new_empty(t if keep else 1, m, 3 * h)
-        ghn = x.new_empty(t if keep else 1, m, h)
-        work = x.new_empty(2 * m * 3 * h)
-        zeros = x.new_zeros(m, h)
-        lib.ccoma_gru_forward(_state["gemm"], t, m, i, h, _ptr(x), _ptr(w_ih), _ptr(w_hh), _ptr(b_ih),
-                              _ptr(b_hh), _ptr(hs), _ptr(rzn), _ptr(ghn), int(keep), _ptr(work), _ptr(zeros))
-        if keep:
-            ctx.save_for_backward(x, hs, rzn, ghn, w_ih, w_hh)
+        hs, saved = _forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)
+        ctx.save_for_backward(*saved)
         return hs
 
     @staticmethod
@@ -240,5 +243,7 @@ def gru_sequence(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: 
     if (x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[0] > 0 and x.shape[1] > 0
             and all(w.dtype == torch.float32 for w in (w_ih, w_hh, b_ih, b_hh)) and _on()
             and _load() is not None):
-        return _GRUSequence.apply(x, w_ih, w_hh, b_ih, b_hh)
+        if torch.is_grad_enabled() and any(v.requires_grad for v in (x, w_ih, w_hh, b_ih, b_hh)):
+            return _GRUSequence.apply(x, w_ih, w_hh, b_ih, b_hh)
+        return _forward(x, w_ih, w_hh, b_ih, b_hh, keep=False)[0]   # no gradient: no gates kept
     return _torch_gru(x, w_ih, w_hh, b_ih, b_hh, train)

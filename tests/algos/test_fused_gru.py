@@ -117,3 +117,14 @@ def test_without_a_compiler_it_runs_torch_gru_and_says_why(tmp_path):
     status, same = _probe(dict(os.environ, CCOMA_CACHE_DIR=str(tmp_path), CC=str(tmp_path / "no-such-cc")))
     assert status.startswith("torch.gru (no C compiler") and "no-such-cc" in status
     assert same == "True"
+
+
+@needs_cc
+def test_fused_forward_without_gradients_keeps_no_graph():
+    x, ws, _ = _layer(7, 6, 5, 4, seed=3)
+    with fused_gru.use_fused(True):
+        with torch.no_grad():
+            plain = gru_sequence(x, *ws)
+        tracked = gru_sequence(x, *ws)
+    assert plain.grad_fn is None and tracked.grad_fn is not None
+    assert torch.equal(plain, tracked)                 # the same forward pass, gates kept or not

@@ -1,0 +1,137 @@
+"""The learners' GRU unroll: torch.gru against ccoma's fused C loop (``--fused-gru``), in the same run.
+
+    python benchmarks/gru_unroll.py                       # the layer alone, then one update of qmix, vdn, coma
+    python benchmarks/gru_unroll.py --algos qmix --reps 20 --out gru.json
+
+On one torch thread, alternating the two unrolls call by call (so drift on a busy machine hits both):
+
+- the layer alone at the learners' shape (2s3z, a 32-episode batch: 160 sequences of 121 steps, 64
+  units): forward without gradients (the target network's), and forward + backward;
+- one learner update on a batch collected the way the harness collects it (32 compiled
+  environments; the paper budget's batch: 32 sampled episodes for QMIX/VDN, the 8 newest for COMA),
+  subnormals flushed as ``Rollout.run`` does; the learner's weights move between calls as in training.
+
+Prints min and median milliseconds per call and the ratio of the medians (torch.gru / fused).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _alternate(fn, reps: int) -> dict:
+    """Call ``fn(fused)`` for fused in (False, True), ``reps`` times each, alternating; ms per call."""
+    from ccoma.algos import fused_gru
+
+    times = {False: [], True: []}
+    for on in (False, True):                     # one warm call each
+        with fused_gru.use_fused(on):
+            fn()
+    for _ in range(reps):
+        for on in (False, True):
+            with fused_gru.use_fused(on):
+                t0 = time.perf_counter()
+                fn()
+                times[on].append((time.perf_counter() - t0) * 1e3)
+    out = {}
+    for on, name in ((False, "torch_gru"), (True, "fused")):
+        out[name] = {"min_ms": min(times[on]), "median_ms": statistics.median(times[on])}
+    out["ratio"] = out["torch_gru"]["median_ms"] / out["fused"]["median_ms"]
+    return out
+
+
+def layer(reps: int) -> dict:
+    import torch
+
+    from ccoma.algos.fused_gru import gru_sequence
+
+    g = torch.Generator().manual_seed(0)
+    t, m, h = 121, 160, 64
+    x = torch.randn(t, m, h, generator=g).requires_grad_()
+    cell = torch.nn.GRUCell(h, h)
+    ws = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    dy = torch.randn(t, m, h, generator=g)
+
+    def forward():
+        with torch.no_grad():
+            gru_sequence(x, *ws)
+
+    def forward_backward():
+        torch.autograd.grad((gru_sequence(x, *ws) * dy).sum(), [x, *ws])
+
+    return {"shape": [t, m, h], "forward_no_grad": _alternate(forward, reps),
+            "forward_backward": _alternate(forward_backward, reps)}
+
+
+def update(algo: str, reps: int, collect: int) -> dict:
+    import torch
+
+    from ccoma.algos import registry
+    from ccoma.algos.base import flushed_denormals
+    from ccoma.data.buffer import buffer_for
+    from ccoma.data.rollout import Rollout
+    from ccoma.sim.env import SimEnv
+
+    torch.manual_seed(0)
+    env = SimEnv.from_map("2s3z", n_envs=32, seed=0, compile=True)
+    learner = registry.make(algo, env.get_env_info(), "cpu")
+    buf = buffer_for(learner, env.n_agents, env.episode_limit, 5000, 32, "cpu")
+    rollout = Rollout(env, learner, buf)
+    rollout.run(collect, learn=False)
+    cfg = learner.config
+    batch = buf.latest(cfg.batch_size) if learner.on_policy else buf.sample(cfg.batch_size)
+
+    def step():
+        with flushed_denormals():
+            learner.train_step(batch, rollout.t_env)
+
+    return {"algo": algo, "batch_episodes": int(batch["filled"].shape[0]), "slots": int(batch["filled"].shape[1]),
+            **_alternate(step, reps)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--algos", default="qmix,vdn,coma")
+    p.add_argument("--reps", type=int, default=12)
+    p.add_argument("--collect", type=int, default=20_000, help="env steps collected before the updates")
+    p.add_argument("--out", default="")
+    args = p.parse_args(argv)
+    import platform
+
+    import torch
+
+    from ccoma.algos import fused_gru
+
+    torch.set_num_threads(1)
+    with fused_gru.use_fused(True):
+        status = fused_gru.status()
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, one thread; fused: {status}")
+    res = {"status": status, "torch": torch.__version__, "layer": layer(args.reps), "updates": []}
+
+    def show(name, r):
+        a, b = r["torch_gru"], r["fused"]
+        print(f"{name:28} torch.gru {a['min_ms']:7.1f} / {a['median_ms']:7.1f} ms   fused {b['min_ms']:7.1f} / "
+              f"{b['median_ms']:7.1f} ms   {r['ratio']:.2f}x", flush=True)
+
+    print("(min / median ms per call; ratio of medians)")
+    show("layer forward, no grad", res["layer"]["forward_no_grad"])
+    show("layer forward + backward", res["layer"]["forward_backward"])
+    for algo in [a for a in args.algos.split(",") if a]:
+        r = update(algo, args.reps, args.collect)
+        res["updates"].append(r)
+        show(f"{algo} update ({r['batch_episodes']} x {r['slots']})", r)
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
