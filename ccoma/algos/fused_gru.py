@@ -115,7 +115,13 @@ def _bind(lib: ctypes.CDLL) -> None:
 
 def _self_check() -> None:
     """A small layer through both paths: outputs and gradients must agree (a wrong BLAS integer width,
-    a miscompiled library or a changed torch would fail here, not in training)."""
+    a miscompiled library or a changed torch would fail here, not in training). Gradients on, whatever
+    the caller's mode (the first use may be a forward pass under ``no_grad``)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        _check_against_torch()
+
+
+def _check_against_torch() -> None:
     g = torch.Generator().manual_seed(0)
     t, m, i, h = 5, 7, 6, 8
     x = torch.randn(t, m, i, generator=g, requires_grad=True)

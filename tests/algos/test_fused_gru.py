@@ -113,6 +113,17 @@ def test_built_once_per_cache_then_no_compiler_needed(tmp_path):
     assert built[0].stat().st_mtime_ns == stamp and list(tmp_path.glob("*")) == built
 
 
+@needs_cc
+def test_first_use_without_gradients_still_loads_it(tmp_path):
+    """The self-check needs gradients: a process whose first unroll runs under no_grad (a target
+    network's, an evaluation's) must still get the fused loop."""
+    probe = _PROBE.replace("y = fused_gru.gru_sequence(x, *w)", "with torch.no_grad():\n    y = fused_gru.gru_sequence(x, *w)")
+    out = subprocess.run([sys.executable, "-c", probe], env=dict(os.environ, CCOMA_CACHE_DIR=str(tmp_path)),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["fused C unroll", "False"]
+
+
 def test_without_a_compiler_it_runs_torch_gru_and_says_why(tmp_path):
     status, same = _probe(dict(os.environ, CCOMA_CACHE_DIR=str(tmp_path), CC=str(tmp_path / "no-such-cc")))
     assert status.startswith("torch.gru (no C compiler") and "no-such-cc" in status
