@@ -3,7 +3,8 @@
     python benchmarks/gru_unroll.py                       # the layer alone, then one update of qmix, vdn, coma
     python benchmarks/gru_unroll.py --algos qmix --reps 20 --out gru.json
 
-On one torch thread, alternating the two unrolls call by call (so drift on a busy machine hits both):
+On one torch thread (or ``--threads``), alternating the two unrolls call by call (so drift on a busy
+machine hits both):
 
 - the layer alone at the learners' shape (2s3z, a 32-episode batch: 160 sequences of 121 steps, 64
   units): forward without gradients (the target network's), and forward + backward;
@@ -102,6 +103,7 @@ def main(argv=None) -> int:
     p.add_argument("--algos", default="qmix,vdn,coma")
     p.add_argument("--reps", type=int, default=12)
     p.add_argument("--collect", type=int, default=20_000, help="env steps collected before the updates")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the paper job runs at 2)")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     import platform
@@ -110,11 +112,13 @@ def main(argv=None) -> int:
 
     from ccoma.algos import fused_gru
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     with fused_gru.use_fused(True):
         status = fused_gru.status()
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, one thread; fused: {status}")
-    res = {"status": status, "torch": torch.__version__, "layer": layer(args.reps), "updates": []}
+    cpu = platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, {cpu}, {args.threads} thread(s); fused: {status}")
+    res = {"status": status, "torch": torch.__version__, "threads": args.threads, "layer": layer(args.reps),
+           "updates": []}
 
     def show(name, r):
         a, b = r["torch_gru"], r["fused"]

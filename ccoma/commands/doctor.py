@@ -118,7 +118,8 @@ def _mlflow(tracking_uri: str | None) -> tuple[bool, str]:
               help="MLflow store or server to check (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")
 def doctor(backend, tracking_uri):
     """Check this machine: usable backends and versions, the StarCraft II game and maps (with the steps to
-    install them), the CPU, CUDA, the fused GRU unroll (--fused-gru), and the MLflow tracking store. Exits 0 when BACKEND (default sim) works."""
+    install them), the CPU, CUDA, the fused GRU unroll (--fused-gru), and the MLflow tracking store.
+    Exits 0 when BACKEND (default sim) works."""
     from ccoma import __version__
 
     click.echo(f"ccoma {__version__} (python {platform.python_version()}, {platform.system()})")
