@@ -74,6 +74,13 @@ def _torch_sgemm() -> int:
     raise RuntimeError(f"no libtorch_cpu in {libdir}")
 
 
+def c_compiler() -> tuple[str, str | None]:
+    """The C compiler the unroll is built with (``$CC``, else ``cc``) and its path, None when it is not
+    on PATH."""
+    cc = os.environ.get("CC") or "cc"
+    return cc, shutil.which(cc)
+
+
 def _build() -> Path:
     """Compile ``_gru.c`` for this CPU unless the cache already holds it; returns the library. The
     cache key is the source, the flags and this CPU's features (a library built with -march=native
@@ -87,8 +94,8 @@ def _build() -> Path:
     so = folder / f"gru-{key}.so"
     if so.is_file():
         return so
-    cc = os.environ.get("CC") or "cc"
-    if shutil.which(cc) is None:
+    cc, found = c_compiler()
+    if found is None:
         raise RuntimeError(f"no C compiler ({cc}) on PATH")
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".gru-", suffix=".so", dir=folder)

@@ -82,9 +82,8 @@ def load_overrides(config_file):
 @click.option("--reference", is_flag=True, default=None,
               help="Also train from-scratch references on the unseen phase (<algo>-reference runs), so the "
                    "report can give forward transfer.")
-def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend,
-             methods,
-             seeds, executor, workers, ray_address, run_dir, resume, report, reference):
+def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru,
+             backend, methods, seeds, executor, workers, ray_address, run_dir, resume, report, reference):
     """Train each method, deploy it frozen or still learning into the changing world, and report.
 
     Example: ccoma evaluate --scenario shifting_spawn --budget quick
@@ -94,9 +93,9 @@ def evaluate(scenario, budget, train_steps, deploy_steps, config_file, tracking_
 
     cfg = resolve(scenario, budget, methods=methods, seeds=seeds, train_steps=train_steps,
                   deploy_steps=deploy_steps, overrides=load_overrides(config_file),
-                  where=config_file or "config", tracking_uri=tracking_uri, device=device, threads=threads, fused_gru=fused_gru,
-                  backend=backend, executor=executor, workers=workers, ray_address=ray_address, run_dir=run_dir,
-                  report=report, reference=reference)
+                  where=config_file or "config", tracking_uri=tracking_uri, device=device, threads=threads,
+                  fused_gru=fused_gru, backend=backend, executor=executor, workers=workers, ray_address=ray_address,
+                  run_dir=run_dir, report=report, reference=reference)
     if cfg.ray_address and cfg.executor != "ray":
         from ccoma.errors import CcomaError
 

@@ -19,11 +19,13 @@ def _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri,
 @common_options
 @click.option("--algo", "-a", default="coma", show_default=True, help="Learner: coma, qmix, vdn, iql, mfq.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend, algo, seed):
+def train(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend,
+          algo, seed):
     """Train one learner on a scenario's training stage; prints the checkpoint to deploy from."""
     from ccoma.experiment import single
 
-    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend)
+    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru,
+               backend)
     out = single(cfg, algo, seed, "train")
     series = next(iter(out["methods"].values()))["series"]["win_rate"]
     click.echo(f"trained in {out['seconds']:.0f} s; final rolling win rate {series[-1] if series else 0:.2f}")
@@ -80,8 +82,8 @@ def check_trained(path: str, algo: str, cfg) -> None:
               show_default=True, help="frozen: greedy, no learning; continual: the trainable set learns; "
               "frozen-explore: no learning, behaviour policy (the sampling control).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend, init_from,
-           algo, mode, seed):
+def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend,
+           init_from, algo, mode, seed):
     """Deploy a trained model into a scenario's changing world, frozen or still learning."""
     from pathlib import Path
 
@@ -90,7 +92,8 @@ def deploy(scenario, budget, train_steps, deploy_steps, config_file, tracking_ur
 
     if not Path(init_from).exists():
         raise CcomaError(f"--checkpoint {init_from}: no such file or directory")
-    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru, backend)
+    cfg = _cfg(scenario, budget, train_steps, deploy_steps, config_file, tracking_uri, device, threads, fused_gru,
+               backend)
     from ccoma.envs import check as check_backend
 
     check_backend(cfg.backend)  # a missing game first: one line pointing at `ccoma doctor`

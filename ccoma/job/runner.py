@@ -265,10 +265,10 @@ def run_job(spec: JobSpec) -> dict:
     started = time.time()
     with fused_gru.use_fused(spec.fused_gru):   # this job's unroll; the process's setting comes back after
         job = Job(spec)
-        if spec.fused_gru:                      # which unroll ran (a machine without a C compiler runs torch.gru)
-            for run in job.runs.values():
-                run.set_tags({"ccoma.gru_unroll": fused_gru.status()})
         try:
+            if spec.fused_gru:                  # which unroll ran (a machine without a C compiler runs torch.gru)
+                for run in job.runs.values():
+                    run.set_tags({"ccoma.gru_unroll": fused_gru.status()})
             result = job.run()
         except KeyboardInterrupt:
             for run in job.runs.values():

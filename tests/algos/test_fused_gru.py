@@ -2,7 +2,6 @@
 included; the default stays torch.gru; without a compiler it falls back and says so."""
 import copy
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ from ccoma.algos import fused_gru
 from ccoma.algos.fused_gru import _torch_gru, gru_sequence
 from ccoma.algos.networks import RNNAgent
 
-needs_cc = pytest.mark.skipif(shutil.which(os.environ.get("CC") or "cc") is None, reason="no C compiler")
+needs_cc = pytest.mark.skipif(fused_gru.c_compiler()[1] is None, reason="no C compiler")
 
 
 def _layer(t, m, i, h, seed):
@@ -117,7 +116,8 @@ def test_built_once_per_cache_then_no_compiler_needed(tmp_path):
 def test_first_use_without_gradients_still_loads_it(tmp_path):
     """The self-check needs gradients: a process whose first unroll runs under no_grad (a target
     network's, an evaluation's) must still get the fused loop."""
-    probe = _PROBE.replace("y = fused_gru.gru_sequence(x, *w)", "with torch.no_grad():\n    y = fused_gru.gru_sequence(x, *w)")
+    probe = _PROBE.replace("y = fused_gru.gru_sequence(x, *w)",
+                           "with torch.no_grad():\n    y = fused_gru.gru_sequence(x, *w)")
     out = subprocess.run([sys.executable, "-c", probe], env=dict(os.environ, CCOMA_CACHE_DIR=str(tmp_path)),
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -30,10 +30,9 @@ def test_doctor_without_the_game(run, tmp_path):
     isa = sim_env.vector_isa()
     assert f"compiled simulator step: {isa + ' vector code' if isa else 'scalar loops'}" in res.output
     assert "backend sim works" in res.output
-    import os
-    import shutil
+    from ccoma.algos import fused_gru
 
-    has_cc = shutil.which(os.environ.get("CC") or "cc") is not None
+    has_cc = fused_gru.c_compiler()[1] is not None
     assert ("GRU     --fused-gru: the fused C unroll works here" in res.output) == has_cc, res.output
     res = run("--backend", "sc2", sc2path=tmp_path / "nothing")
     assert res.exit_code == 1 and "backend sc2 does NOT work" in res.output
