@@ -1,8 +1,11 @@
 /* A GRU layer over whole sequences, forward and backward, for the learners' unroll on CPU.
  *
  * Built at first use by ccoma/algos/fused_gru.py (the system C compiler, -O3 for this CPU) and
- * called through ctypes. Layout: time-major, row-major float32 arrays; the initial hidden state is
- * zero (every unroll starts an episode). Matrix products go to the BLAS sgemm_ that torch links
+ * called through ctypes. Layout: packed time-major, row-major float32 arrays: step t's rows follow
+ * step t-1's, rows[t] of them, and row i of step t continues row i of step t-1 (so the sequences
+ * still running at each step are a prefix, rows[] never grows). A padded batch of M sequences of T
+ * steps is the case rows[t] = M; sequences of different lengths, ordered longest first, skip their
+ * padding. The initial hidden state is zero (every unroll starts an episode). Matrix products go to the BLAS sgemm_ that torch links
  * (its function pointer is passed in), so they run the same kernels as torch's own products; what
  * this file adds is the per-step gate arithmetic in one pass over each row, with the gates kept for
  * the backward pass, and no per-operator dispatch or autograd bookkeeping per time step.
@@ -110,60 +113,75 @@ static void add_column_sums(int M, int G, const float* restrict a, double* restr
         for (int j = 0; j < G; ++j) acc[j] += a[(size_t)i * G + j];
 }
 
-/* x [T, M, I], w_ih [3H, I], w_hh [3H, H], b_ih, b_hh [3H] -> hs [T, M, H].
- * keep != 0: rzn [T, M, 3H] and ghn [T, M, H] receive every step's gates (for the backward pass);
- * keep == 0: they are one step's scratch ([M, 3H], [M, H]).
- * work: [2, M, 3H] scratch; zeros: [M, H] of zeros (the initial hidden state). */
-void ccoma_gru_forward(sgemm_t gemm, int T, int M, int I, int H, const float* x, const float* w_ih,
-                       const float* w_hh, const float* b_ih, const float* b_hh, float* hs,
-                       float* rzn, float* ghn, int keep, float* work, const float* zeros) {
+/* Packed layout (above): P = rows[0] + ... + rows[T-1] rows in all.
+ * x [P, I], w_ih [3H, I], w_hh [3H, H], b_ih, b_hh [3H] -> hs [P, H].
+ * keep != 0: rzn [P, 3H] and ghn [P, H] receive every step's gates (for the backward pass);
+ * keep == 0: they are one step's scratch ([rows[0], 3H], [rows[0], H]).
+ * work: [2, rows[0], 3H] scratch; zeros: [rows[0], H] of zeros (the initial hidden state). */
+void ccoma_gru_forward(sgemm_t gemm, int T, const int* rows, int I, int H, const float* x,
+                       const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
+                       float* hs, float* rzn, float* ghn, int keep, float* work, const float* zeros) {
     const int G = 3 * H;
     const float one = 1.0f;
     float* gi = work;
-    float* gh = work + (size_t)M * G;
+    float* gh = work + (size_t)rows[0] * G;
+    size_t off = 0, prev = 0;                 /* first row of step t, of step t-1 */
     for (int t = 0; t < T; ++t) {
-        const float* hp = t > 0 ? hs + (size_t)(t - 1) * M * H : zeros;
-        float* ht = hs + (size_t)t * M * H;
+        const int M = rows[t];
+        if (M <= 0) break;
+        const float* hp = t > 0 ? hs + prev * H : zeros;
+        float* ht = hs + off * H;
         fill_rows(M, G, b_ih, gi);
-        gemm("T", "N", &G, &M, &I, &one, w_ih, &I, x + (size_t)t * M * I, &I, &one, gi, &G);
+        gemm("T", "N", &G, &M, &I, &one, w_ih, &I, x + off * I, &I, &one, gi, &G);
         fill_rows(M, G, b_hh, gh);
         if (t > 0) gemm("T", "N", &G, &M, &H, &one, w_hh, &H, hp, &H, &one, gh, &G);
-        float* g = rzn + (keep ? (size_t)t * M * G : 0);
-        float* n = ghn + (keep ? (size_t)t * M * H : 0);
+        float* g = rzn + (keep ? off * G : 0);
+        float* n = ghn + (keep ? off * H : 0);
         for (int i = 0; i < M; ++i)
             forward_row(H, gi + (size_t)i * G, gh + (size_t)i * G, hp + (size_t)i * H,
                         ht + (size_t)i * H, g + (size_t)i * G, n + (size_t)i * H);
+        prev = off;
+        off += (size_t)M;
     }
 }
 
-/* dhs [T, M, H] (dL/dhs) and the forward's x, hs, rzn, ghn -> dx [T, M, I] (overwritten) and the
- * weight and bias gradients, accumulated into dw_ih [3H, I], dw_hh [3H, H], db_ih, db_hh [3H]
- * (zero them first). work: [2, M, 3H] + [M, H] scratch; zeros: [M, H] of zeros.
+/* dhs [P, H] (dL/dhs) and the forward's x, hs, rzn, ghn -> dx [P, I] (overwritten) and the weight
+ * and bias gradients, accumulated into dw_ih [3H, I], dw_hh [3H, H], db_ih, db_hh [3H] (zero them
+ * first). work: [2, rows[0], 3H] + [rows[0], H] scratch; zeros: [rows[0], H] of zeros.
  * Returns 0, or -1 when it cannot allocate its bias accumulators (nothing is written then). */
-int ccoma_gru_backward(sgemm_t gemm, int T, int M, int I, int H, const float* dhs, const float* x,
-                        const float* hs, const float* rzn, const float* ghn, const float* w_ih,
-                        const float* w_hh, float* dx, float* dw_ih, float* dw_hh, float* db_ih,
-                        float* db_hh, float* work, const float* zeros) {
+int ccoma_gru_backward(sgemm_t gemm, int T, const int* rows, int I, int H, const float* dhs,
+                       const float* x, const float* hs, const float* rzn, const float* ghn,
+                       const float* w_ih, const float* w_hh, float* dx, float* dw_ih, float* dw_hh,
+                       float* db_ih, float* db_hh, float* work, const float* zeros) {
     const int G = 3 * H;
     const float one = 1.0f, nil = 0.0f;
+    const int M0 = rows[0];
     float* dgi = work;
-    float* dgh = work + (size_t)M * G;
-    float* dh = work + (size_t)2 * M * G;
+    float* dgh = work + (size_t)M0 * G;
+    float* dh = work + (size_t)2 * M0 * G;
     double* sums = calloc((size_t)2 * G, sizeof(double));
     if (!sums) return -1;
-    memset(dh, 0, sizeof(float) * (size_t)M * H);
+    /* d h carried from step t+1; a row's entry is zero until its sequence's last step (going
+     * backwards, a sequence joins the running prefix there and nothing later read its state) */
+    memset(dh, 0, sizeof(float) * (size_t)M0 * H);
+    size_t off = 0;
+    for (int t = 0; t < T && rows[t] > 0; ++t) off += (size_t)rows[t];
     for (int t = T - 1; t >= 0; --t) {
-        const float* hp = t > 0 ? hs + (size_t)(t - 1) * M * H : zeros;
-        const float* xt = x + (size_t)t * M * I;
-        const float* g = rzn + (size_t)t * M * G;
-        const float* n = ghn + (size_t)t * M * H;
-        const float* dout = dhs + (size_t)t * M * H;
+        const int M = rows[t];
+        if (M <= 0) continue;
+        off -= (size_t)M;
+        const size_t prev = t > 0 ? off - (size_t)rows[t - 1] : 0;
+        const float* hp = t > 0 ? hs + prev * H : zeros;
+        const float* xt = x + off * I;
+        const float* g = rzn + off * G;
+        const float* n = ghn + off * H;
+        const float* dout = dhs + off * H;
         for (int i = 0; i < M; ++i)
             backward_row(H, dout + (size_t)i * H, hp + (size_t)i * H, g + (size_t)i * G,
                          n + (size_t)i * H, dgi + (size_t)i * G, dgh + (size_t)i * G,
                          dh + (size_t)i * H);
         /* dx_t = dgi W_ih;  dW_ih += dgi^T x_t;  db_ih += sum_rows dgi */
-        gemm("N", "N", &I, &M, &G, &one, w_ih, &I, dgi, &G, &nil, dx + (size_t)t * M * I, &I);
+        gemm("N", "N", &I, &M, &G, &one, w_ih, &I, dgi, &G, &nil, dx + off * I, &I);
         gemm("N", "T", &I, &G, &M, &one, xt, &I, dgi, &G, &one, dw_ih, &I);
         add_column_sums(M, G, dgi, sums);
         add_column_sums(M, G, dgh, sums + G);

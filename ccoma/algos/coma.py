@@ -22,7 +22,7 @@ import torch
 
 from ccoma.algos.base import Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop
 from ccoma.algos.networks import (Critic, RNNAgent, agent_input_dim, agent_inputs, masked_argmax, one_hot,
-                                  safe_avail, same_frozen_trunk, shift_last_actions)
+                                  safe_avail, same_frozen_trunk, shift_last_actions, slots_used)
 from ccoma.config import doc
 
 
@@ -149,7 +149,8 @@ class COMALearner(Learner):
         mask = filled[:, :-1].float()                                            # [B, T]
 
         # Actor forward over every slot (the final slot's policy picks the bootstrap action).
-        logits = self.agent.unroll(agent_inputs(obs, shift_last_actions(actions), self.n_actions))
+        logits = self.agent.unroll(agent_inputs(obs, shift_last_actions(actions), self.n_actions),
+                                   slots_used(filled))                           # later slots: padding, masked
         pi = policy(logits, avail, self.epsilon(t_env))                          # [B, T+1, N, A]
         actions = self._with_bootstrap_actions(actions, pi.detach(), filled)
 

@@ -114,9 +114,9 @@ def _build() -> Path:
 
 def _bind(lib: ctypes.CDLL) -> None:
     p, i = ctypes.c_void_p, ctypes.c_int
-    lib.ccoma_gru_forward.argtypes = [p, i, i, i, i] + [p] * 8 + [i, p, p]
+    lib.ccoma_gru_forward.argtypes = [p, i, p, i, i] + [p] * 8 + [i, p, p]
     lib.ccoma_gru_forward.restype = None
-    lib.ccoma_gru_backward.argtypes = [p, i, i, i, i] + [p] * 14
+    lib.ccoma_gru_backward.argtypes = [p, i, p, i, i] + [p] * 14
     lib.ccoma_gru_backward.restype = ctypes.c_int
 
 
@@ -129,18 +129,22 @@ def _self_check() -> None:
 
 
 def _check_against_torch() -> None:
+    """Sequences of lengths 5, 5, 4, 2, 2, 1, 1 (longest first, as packed), padded for torch.gru: the
+    running slots' outputs and every gradient (the padding's output gradient zero) must agree."""
     g = torch.Generator().manual_seed(0)
     t, m, i, h = 5, 7, 6, 8
+    lengths = torch.tensor([5, 5, 4, 2, 2, 1, 1])
+    running = torch.arange(t)[:, None] < lengths[None, :]                          # [T, M]
     x = torch.randn(t, m, i, generator=g, requires_grad=True)
     ws = [torch.randn(3 * h, i, generator=g), torch.randn(3 * h, h, generator=g),
           torch.randn(3 * h, generator=g), torch.randn(3 * h, generator=g)]
     ws = [w.mul_(0.3).requires_grad_() for w in ws]
-    dy = torch.randn(t, m, h, generator=g)
-    got = _GRUSequence.apply(x, *ws)
-    grads = torch.autograd.grad((got * dy).sum(), [x, *ws])
+    dy = torch.randn(t, m, h, generator=g) * running[..., None]
+    got = _GRUSequence.apply(x[running], running.sum(1).to(torch.int32), *ws)      # packed: step-major
+    grads = torch.autograd.grad((got * dy[running]).sum(), [x, *ws])
     ref = _torch_gru(x, *ws)
     ref_grads = torch.autograd.grad((ref * dy).sum(), [x, *ws])
-    for a, b in zip((got, *grads), (ref, *ref_grads)):
+    for a, b in zip((got, *grads), (ref[running], *ref_grads)):
         if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
             raise RuntimeError(f"self-check failed (max difference {float((a - b).abs().max()):.2e})")
 
@@ -178,6 +182,12 @@ def _on() -> bool:
     return _state["on"]
 
 
+def skips_padding(device) -> bool:
+    """Whether learner updates on ``device`` run the fused unroll, which skips each episode's padded
+    slots when a batch comes longest first (``EpisodeBuffer.sample(..., longest_first=True)``)."""
+    return _on() and torch.device(device).type == "cpu" and _load() is not None
+
+
 def set_fused(on: bool) -> None:
     """Use the fused unroll (or not) from now on in this process."""
     _state["on"] = bool(on)
@@ -198,27 +208,31 @@ def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
 
 
-def _forward(x, w_ih, w_hh, b_ih, b_hh, keep: bool):
-    """The C forward pass: hs [T, M, H], and every step's gates when ``keep`` (for a backward pass)."""
+def _forward(x, rows, w_ih, w_hh, b_ih, b_hh, keep: bool):
+    """The C forward pass over the packed layout (``_gru.c``): x [P, I] and ``rows`` (int32 [T], the
+    rows of each step) -> hs [P, H], and every step's gates when ``keep`` (for a backward pass)."""
     x, w_ih, w_hh, b_ih, b_hh = (v.detach().contiguous() for v in (x, w_ih, w_hh, b_ih, b_hh))
-    t, m, i = x.shape
+    p, i = x.shape
+    t, m = rows.numel(), int(rows[0])
     h = w_hh.shape[1]
-    hs = x.new_empty(t, m, h)
-    rzn = x.new_empty(t if keep else 1, m, 3 * h)
-    ghn = x.new_empty(t if keep else 1, m, h)
+    hs = x.new_empty(p, h)
+    rzn = x.new_empty(p if keep else m, 3 * h)
+    ghn = x.new_empty(p if keep else m, h)
     work = x.new_empty(2 * m * 3 * h)
     zeros = x.new_zeros(m, h)
-    _state["lib"].ccoma_gru_forward(_state["gemm"], t, m, i, h, _ptr(x), _ptr(w_ih), _ptr(w_hh), _ptr(b_ih),
-                                    _ptr(b_hh), _ptr(hs), _ptr(rzn), _ptr(ghn), int(keep), _ptr(work), _ptr(zeros))
-    return hs, (x, hs, rzn, ghn, w_ih, w_hh)
+    _state["lib"].ccoma_gru_forward(_state["gemm"], t, _ptr(rows), i, h, _ptr(x), _ptr(w_ih), _ptr(w_hh),
+                                    _ptr(b_ih), _ptr(b_hh), _ptr(hs), _ptr(rzn), _ptr(ghn), int(keep), _ptr(work),
+                                    _ptr(zeros))
+    return hs, (x, rows, hs, rzn, ghn, w_ih, w_hh)
 
 
 class _GRUSequence(torch.autograd.Function):
-    """x [T, M, I] -> hs [T, M, H] from a zero initial state; weights as torch.nn.GRU's layer 0."""
+    """x [P, I] packed (``rows`` per step, see ``_gru.c``) -> hs [P, H] from a zero initial state;
+    weights as torch.nn.GRU's layer 0."""
 
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh):
-        hs, saved = _forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)
+    def forward(ctx, x, rows, w_ih, w_hh, b_ih, b_hh):
+        hs, saved = _forward(x, rows, w_ih, w_hh, b_ih, b_hh, keep=True)
         ctx.save_for_backward(*saved)
         return hs
 
@@ -226,21 +240,26 @@ class _GRUSequence(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dhs):
         lib = _state["lib"]
-        x, hs, rzn, ghn, w_ih, w_hh = ctx.saved_tensors
-        t, m, i = x.shape
-        h = w_hh.shape[1]
+        x, rows, hs, rzn, ghn, w_ih, w_hh = ctx.saved_tensors
+        t, m, i, h = rows.numel(), int(rows[0]), x.shape[1], w_hh.shape[1]
         dhs = dhs.contiguous()
         dx = torch.empty_like(x)
         dw_ih, dw_hh = torch.zeros_like(w_ih), torch.zeros_like(w_hh)
         db_ih, db_hh = x.new_zeros(3 * h), x.new_zeros(3 * h)
         work = x.new_empty(2 * m * 3 * h + m * h)
         zeros = x.new_zeros(m, h)
-        rc = lib.ccoma_gru_backward(_state["gemm"], t, m, i, h, _ptr(dhs), _ptr(x), _ptr(hs), _ptr(rzn),
+        rc = lib.ccoma_gru_backward(_state["gemm"], t, _ptr(rows), i, h, _ptr(dhs), _ptr(x), _ptr(hs), _ptr(rzn),
                                     _ptr(ghn), _ptr(w_ih), _ptr(w_hh), _ptr(dx), _ptr(dw_ih), _ptr(dw_hh),
                                     _ptr(db_ih), _ptr(db_hh), _ptr(work), _ptr(zeros))
         if rc != 0:
             raise MemoryError("the fused GRU's backward pass could not allocate its bias accumulators")
-        return dx, dw_ih, dw_hh, db_ih, db_hh
+        return dx, None, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _packed(x, rows, w_ih, w_hh, b_ih, b_hh) -> torch.Tensor:
+    if torch.is_grad_enabled() and any(v.requires_grad for v in (x, w_ih, w_hh, b_ih, b_hh)):
+        return _GRUSequence.apply(x, rows, w_ih, w_hh, b_ih, b_hh)
+    return _forward(x, rows, w_ih, w_hh, b_ih, b_hh, keep=False)[0]   # no gradient: no gates kept
 
 
 def _torch_gru(x, w_ih, w_hh, b_ih, b_hh, train: bool = True) -> torch.Tensor:
@@ -248,15 +267,49 @@ def _torch_gru(x, w_ih, w_hh, b_ih, b_hh, train: bool = True) -> torch.Tensor:
     return torch.gru(x, h0, [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, train, False, False)[0]
 
 
+def runs_fused(x: torch.Tensor, *weights: torch.Tensor) -> bool:
+    """Whether a layer over ``x`` with these weights runs the fused C unroll: it is on, it loaded, and
+    everything is float32 on the CPU."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() > 0
+            and all(w.dtype == torch.float32 for w in weights) and _on() and _load() is not None)
+
+
 def gru_sequence(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
                  b_hh: torch.Tensor, train: bool = True) -> torch.Tensor:
     """One GRU layer over time-major sequences from a zero state: x [T, M, I] -> hs [T, M, H].
 
     The fused C unroll on CPU float32 when it is available and on, else ``torch.gru``."""
-    if (x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[0] > 0 and x.shape[1] > 0
-            and all(w.dtype == torch.float32 for w in (w_ih, w_hh, b_ih, b_hh)) and _on()
-            and _load() is not None):
-        if torch.is_grad_enabled() and any(v.requires_grad for v in (x, w_ih, w_hh, b_ih, b_hh)):
-            return _GRUSequence.apply(x, w_ih, w_hh, b_ih, b_hh)
-        return _forward(x, w_ih, w_hh, b_ih, b_hh, keep=False)[0]   # no gradient: no gates kept
+    if runs_fused(x, w_ih, w_hh, b_ih, b_hh):
+        t, m, i = x.shape
+        rows = torch.full((t,), m, dtype=torch.int32)
+        return _packed(x.reshape(t * m, i), rows, w_ih, w_hh, b_ih, b_hh).view(t, m, -1)
     return _torch_gru(x, w_ih, w_hh, b_ih, b_hh, train)
+
+
+def episode_packing(steps: torch.Tensor, t: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the slots that matter of a padded batch go in the packed layout of :func:`gru_packed`.
+
+    ``steps`` [B]: how many leading slots of each of B episodes (T slots, N agents each, every agent a
+    sequence) matter. Returns ``index`` [P], the packed rows' positions in the batch's rows
+    ``[B * T * N]`` (episode-major), and ``rows`` int32 [T], the packed rows of each step: step by
+    step, the episodes still running, longest first (ties in batch order), N agents each."""
+    steps = steps.detach().to("cpu", torch.int64).clamp(0, t)
+    order = torch.argsort(steps, descending=True, stable=True)                    # [B]
+    running = steps[order][None, :] > torch.arange(t)[:, None]                    # [T, B], a prefix per step
+    step, j = running.nonzero(as_tuple=True)                                      # step-major, longest first
+    first = (order[j] * t + step) * n                                             # each slot's first agent row
+    index = (first[:, None] + torch.arange(n)).reshape(-1)
+    return index, (running.sum(1) * n).to(torch.int32)
+
+
+def gru_packed(x: torch.Tensor, rows: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+               b_hh: torch.Tensor) -> torch.Tensor:
+    """The layer over sequences of different lengths in the packed layout (see ``_gru.c``, and
+    :func:`episode_packing`): x [P, I] -> hs [P, H]. The fused unroll only (:func:`runs_fused`).
+
+    A padded batch's padding is not computed. Every packed slot, and every gradient when the
+    padding's gradient is zero (a loss masked after each episode's end), is the layer's over the padded
+    batch, up to float rounding: the products run over fewer rows in another order."""
+    if rows.numel() == 0 or int(rows[0]) == 0:
+        return x.new_zeros(0, w_hh.shape[1])
+    return _packed(x, rows.to(torch.int32).contiguous(), w_ih, w_hh, b_ih, b_hh)

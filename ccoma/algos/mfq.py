@@ -22,7 +22,7 @@ import torch
 
 from ccoma.algos.base import Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop
 from ccoma.algos.networks import (RNNAgent, agent_input_dim, agent_inputs, masked_argmax, one_hot, safe_avail,
-                                  shift_last_actions)
+                                  shift_last_actions, slots_used)
 from ccoma.config import doc
 from ccoma.errors import ConfigError
 
@@ -145,10 +145,11 @@ class MFQLearner(Learner):
         reward, terminated, mask = (batch[k][:, :-1].float().unsqueeze(-1) for k in ("reward", "terminated", "filled"))
 
         inputs = self._inputs(obs, shift_last_actions(actions))                  # [B, T+1, N, D]
-        q = self.agent.unroll(inputs)                                            # [B, T+1, N, A]
+        steps = slots_used(batch["filled"])      # later slots are padding, masked out below
+        q = self.agent.unroll(inputs, steps)                                     # [B, T+1, N, A]
         chosen = q[:, :-1].gather(-1, actions[:, :-1, :, None]).squeeze(-1)      # [B, T, N]
         with torch.no_grad():
-            target_q = self.target_agent.unroll(inputs)[:, 1:]                   # [B, T, N, A]
+            target_q = self.target_agent.unroll(inputs, steps)[:, 1:]            # [B, T, N, A]
             pi_next = boltzmann(q[:, 1:], avail_next, self.temperature(t_env))
             v_mf = (pi_next * target_q.masked_fill(~avail_next, 0.0)).sum(-1)    # [B, T, N]
             targets = reward + c.gamma * (1.0 - terminated) * v_mf

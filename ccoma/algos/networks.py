@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ccoma.algos.fused_gru import gru_sequence
+from ccoma.algos.fused_gru import episode_packing, gru_packed, gru_sequence, runs_fused
 
 
 class RNNAgent(nn.Module):
@@ -33,7 +33,7 @@ class RNNAgent(nn.Module):
         h = self.rnn(x, hidden.reshape(-1, self.hidden_dim))
         return self.fc2(h).view(*lead, -1), h.view(*lead, self.hidden_dim)
 
-    def unroll(self, inputs: torch.Tensor) -> torch.Tensor:
+    def unroll(self, inputs: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
         """Whole episodes from a zero hidden state. inputs [B, T, N, D] -> outputs [B, T, N, A].
 
         The two linear layers run once over all slots and the GRU runs over the whole sequence in one
@@ -42,16 +42,31 @@ class RNNAgent(nn.Module):
         a full-size zero gradient per sliced time step (``x[:, t]``) or per-step operator and autograd
         bookkeeping. By default that call is ``torch.gru``, bit for bit the walk's on CPU; with the fused
         unroll switched on (``--fused-gru``) its numbers equal the walk's to float rounding (~1e-7).
-        """
-        return self.fc2(self.trunk(inputs))                       # [B, T, N, A]
 
-    def trunk(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The hidden states of :meth:`unroll` (fc1 and the GRU): inputs [B, T, N, D] -> [B, T, N, H]."""
-        b, t, n, _ = inputs.shape
+        ``steps`` [B] (optional): how many leading slots of each episode the caller reads; it masks out
+        everything the later slots (padding) feed. With the fused unroll only those slots are computed,
+        packed (:func:`ccoma.algos.fused_gru.episode_packing`: fc1 and the GRU skip the padding),
+        and the padding's hidden states are zero (its outputs fc2's bias); ``torch.gru`` computes every
+        slot, as without ``steps``.
+        """
+        return self.fc2(self.trunk(inputs, steps))                # [B, T, N, A]
+
+    def trunk(self, inputs: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+        """The hidden states of :meth:`unroll` (fc1 and the GRU): inputs [B, T, N, D] -> [B, T, N, H].
+        With ``steps`` and the fused unroll, fc1 and the GRU run on the slots that matter, packed, and
+        the padding's hidden states are zero (the output layer, small, runs on the whole batch, so a
+        continual update that shares the trunk computes what two unrolls do)."""
+        b, t, n, d = inputs.shape
+        cell = self.rnn
+        weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+        if steps is not None and int(steps.min()) < t and runs_fused(inputs, *weights):   # padding to skip
+            index, rows = episode_packing(steps, t, n)
+            x = F.relu(self.fc1(inputs.reshape(b * t * n, d).index_select(0, index)))   # [P, H]
+            hs = gru_packed(x, rows, *weights)
+            return hs.new_zeros(b * t * n, self.hidden_dim).index_copy(0, index, hs).view(b, t, n, self.hidden_dim)
         x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
         seq = x.transpose(0, 1).reshape(t, b * n, self.hidden_dim)  # [T, B*N, H], time-major
-        cell = self.rnn
-        hs = gru_sequence(seq, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, self.training)
+        hs = gru_sequence(seq, *weights, self.training)
         return hs.view(t, b, n, self.hidden_dim).transpose(0, 1)  # [B, T, N, H]
 
     def trunk_params(self) -> list[nn.Parameter]:
@@ -86,6 +101,12 @@ class Critic(nn.Module):
 
     def trunk_params(self) -> list[nn.Parameter]:
         return [*self.fc1.parameters(), *self.fc2.parameters()]
+
+
+def slots_used(filled: torch.Tensor) -> torch.Tensor:
+    """filled [B, T+1] -> [B]: the slots of each episode a learner reads, its real steps and the slot
+    after them (the final observation a truncated episode bootstraps from), at most T+1."""
+    return (filled.sum(1) + 1).clamp(max=filled.shape[1])
 
 
 def one_hot(actions: torch.Tensor, n_actions: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from ccoma.algos.base import Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop
 from ccoma.algos.mixers import make_mixer
 from ccoma.algos.networks import (RNNAgent, agent_input_dim, agent_inputs, masked_argmax, random_available,
-                                  safe_avail, same_frozen_trunk, shift_last_actions)
+                                  safe_avail, same_frozen_trunk, shift_last_actions, slots_used)
 from ccoma.config import doc
 
 
@@ -119,14 +119,15 @@ class QLearner(Learner):
         mask = batch["filled"][:, :-1].float()
 
         inputs = agent_inputs(obs, shift_last_actions(actions), self.n_actions)  # [B, T+1, N, D]
+        steps = slots_used(batch["filled"])      # later slots are padding, masked out below
         if same_frozen_trunk(self.agent, self.target_agent):   # continual, output layer only: one trunk
-            hs = self.agent.trunk(inputs)
+            hs = self.agent.trunk(inputs, steps)
             q = self.agent.fc2(hs)                                               # [B, T+1, N, A]
         else:
-            hs, q = None, self.agent.unroll(inputs)
+            hs, q = None, self.agent.unroll(inputs, steps)
         chosen = q[:, :-1].gather(-1, actions[:, :-1, :, None]).squeeze(-1)      # [B, T, N]
         with torch.no_grad():
-            target_q = (self.target_agent.unroll(inputs) if hs is None else self.target_agent.fc2(hs))[:, 1:]
+            target_q = (self.target_agent.unroll(inputs, steps) if hs is None else self.target_agent.fc2(hs))[:, 1:]
             if c.double_q:
                 best = masked_argmax(q[:, 1:].detach(), avail_next)
                 target_max = target_q.gather(-1, best[..., None]).squeeze(-1)

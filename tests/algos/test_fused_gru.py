@@ -25,6 +25,18 @@ def _layer(t, m, i, h, seed):
     return x, ws, torch.randn(t, m, h, generator=g)
 
 
+def _graph(y) -> str:
+    """The names of the autograd nodes that made ``y``."""
+    names, seen, todo = [], set(), [y.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            names.append(type(fn).__name__)
+            todo += [nxt for nxt, _ in fn.next_functions]
+    return " ".join(names)
+
+
 @needs_cc
 @pytest.mark.parametrize("t,m,i,h", [(1, 1, 3, 4), (6, 5, 7, 8), (40, 33, 20, 16), (121, 160, 64, 64)])
 def test_fused_layer_matches_torch_gru(t, m, i, h):
@@ -32,7 +44,7 @@ def test_fused_layer_matches_torch_gru(t, m, i, h):
     with fused_gru.use_fused(True):
         assert fused_gru.status() == "fused C unroll"
         got = gru_sequence(x, *ws)
-    assert got.grad_fn is not None and "GRUSequence" in type(got.grad_fn).__name__
+    assert "GRUSequence" in _graph(got)
     grads = torch.autograd.grad((got * dy).sum(), [x, *ws])
     ref = _torch_gru(x, *ws)
     ref_grads = torch.autograd.grad((ref * dy).sum(), [x, *ws])
@@ -41,6 +53,80 @@ def test_fused_layer_matches_torch_gru(t, m, i, h):
         # float rounding only: exp/tanh within a few ulps, sums grouped differently
         torch.testing.assert_close(a, b, rtol=0, atol=2e-6 * max(scale, 1.0), msg=name)
     assert not torch.equal(got, ref) or t == 1          # it is another computation, not torch.gru again
+
+
+@needs_cc
+@pytest.mark.parametrize("lengths", [[9, 9, 7, 3, 1], [2, 9, 4, 9, 6], [5, 5, 5, 5, 5], [3, 1, 2, 1, 3],
+                                     [9, 9, 9, 9, 9]])
+def test_packed_unroll_matches_the_padded_layer_on_every_slot_that_matters(lengths):
+    """Episodes of unequal lengths (9 slots): with ``steps`` the fused unroll computes only each
+    episode's slots, packed; they and every gradient (the padding's masked out) are torch.gru's over
+    the whole padded batch to float rounding, and the padding's outputs are zero. Without the fused
+    unroll ``steps`` changes nothing."""
+    torch.manual_seed(4)
+    agent = RNNAgent(7, 3, 16)
+    steps = torch.tensor(lengths)
+    x = torch.randn(5, 9, 4, 7)
+    keep = (torch.arange(9)[None, :] < steps[:, None])[..., None, None].float()      # [B, T, 1, 1]
+    g = torch.randn(5, 9, 4, 3) * keep
+    ref = agent.unroll(x)
+    ref_grads = torch.autograd.grad((ref * g).sum(), list(agent.parameters()))
+    assert torch.equal(agent.unroll(x, steps), ref)                                   # torch.gru: every slot
+    with fused_gru.use_fused(True):
+        index, rows = fused_gru.episode_packing(steps, 9, 4)
+        got = agent.unroll(x, steps)
+        hs = agent.trunk(x, steps)
+    assert "GRUSequence" in _graph(got)
+    if min(lengths) == 9:                              # no padding: the plain fused layer, bit for bit
+        with fused_gru.use_fused(True):
+            assert torch.equal(got, agent.unroll(x))
+    assert rows.tolist() == [4 * int((steps > t).sum()) for t in range(9)] and len(index) == 4 * sum(lengths)
+    assert len(set(index.tolist())) == len(index)
+    assert torch.equal(hs * (1 - keep), torch.zeros_like(hs))                        # the padding: not run
+    assert torch.equal(got * (1 - keep), agent.fc2.bias.detach().expand_as(got) * (1 - keep))
+    torch.testing.assert_close(got * keep, ref * keep, rtol=0, atol=1e-6)
+    grads = torch.autograd.grad((got * g).sum(), list(agent.parameters()))
+    for (name, _), a, b in zip(agent.named_parameters(), grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+
+
+@needs_cc
+@pytest.mark.parametrize("algo", ["qmix", "vdn", "coma", "mfq"])
+def test_fused_updates_skip_the_padding_and_land_where_the_default_does(algo, monkeypatch):
+    """Learner updates on a batch of unequal episodes: with the fused unroll the agents run only the
+    slots each episode fills (and its bootstrap slot), and three updates leave every parameter where
+    the default's, torch.gru over the whole padded batch, leaves it, to float rounding."""
+    from ccoma.algos import networks, registry
+
+    info = {"n_agents": 3, "n_actions": 4, "obs_shape": 5, "state_shape": 6, "episode_limit": 8}
+    b, t = 4, 9
+    torch.manual_seed(5)
+    batch = {"obs": torch.randn(b, t, 3, 5), "state": torch.randn(b, t, 6),
+             "actions": torch.randint(0, 4, (b, t, 3)), "avail": torch.ones(b, t, 3, 4, dtype=torch.bool),
+             "reward": torch.randn(b, t), "terminated": torch.zeros(b, t),
+             "filled": (torch.arange(t)[None] < torch.tensor([8, 3, 5, 2])[:, None])}
+    start = registry.make(algo, info, "cpu", {"batch_size": b})
+    packed = []
+    real = networks.episode_packing
+    monkeypatch.setattr(networks, "episode_packing", lambda *a: packed.append(real(*a)) or packed[-1])
+    after = {}
+    for on in (False, True):
+        learner = copy.deepcopy(start)
+        torch.manual_seed(6)                              # COMA samples its bootstrap actions
+        with fused_gru.use_fused(on):
+            for _ in range(3):
+                learner.train_step(batch, 0)
+        after[on] = _modules(learner)
+    assert packed and all(len(index) == 3 * (9 + 4 + 6 + 3) for index, _ in packed)   # filled + 1 slots each
+    assert after[True].keys() == after[False].keys()
+    for k in after[True]:
+        torch.testing.assert_close(after[True][k], after[False][k], rtol=1e-4, atol=1e-5, msg=k)
+    before = _modules(start)
+    assert not torch.equal(after[True]["agent.rnn.weight_hh"], before["agent.rnn.weight_hh"])
+
+
+def _modules(learner) -> dict:
+    return {f"{m}.{k}": v.clone() for m, sd in learner.state_dict()["modules"].items() for k, v in sd.items()}
 
 
 @needs_cc
@@ -67,7 +153,7 @@ def test_default_unroll_is_torch_gru_bit_for_bit():
     agent = RNNAgent(7, 3, 16)
     x = torch.randn(4, 9, 3, 7)
     seq = agent.unroll(x)
-    assert seq.grad_fn is not None and "GRUSequence" not in type(seq.grad_fn).__name__
+    assert seq.grad_fn is not None and "GRUSequence" not in _graph(seq)
     h = agent.init_hidden(4, 3)
     for t in range(9):
         out, h = agent(x[:, t], h)
