@@ -2,6 +2,7 @@
 
     python benchmarks/gru_unroll.py                       # the layer alone, then one update of qmix, vdn, coma
     python benchmarks/gru_unroll.py --algos qmix --reps 20 --out gru.json
+    python benchmarks/gru_unroll.py --algos qmix,vdn --padding  # also the fused unroll computing the padding
 
 On one torch thread (or ``--threads``), alternating the two unrolls call by call (so drift on a busy
 machine hits both):
@@ -13,6 +14,10 @@ machine hits both):
   subnormals flushed as ``Rollout.run`` does; the learner's weights move between calls as in training.
 
 Prints min and median milliseconds per call and the ratio of the medians (torch.gru / fused).
+
+``--padding`` adds, for each update, the fused unroll without skipping the batch's padding (the
+learners called as if they had no slot counts: every slot computed, as before session 27), against
+the fused unroll as the learners call it, alternating the same way.
 """
 from __future__ import annotations
 
@@ -72,7 +77,40 @@ def layer(reps: int) -> dict:
             "forward_backward": _alternate(forward_backward, reps)}
 
 
-def update(algo: str, reps: int, collect: int) -> dict:
+def _alternate_padding(step, reps: int) -> dict:
+    """The fused unroll with and without skipping the padding (slot counts withheld), alternating."""
+    import ccoma.algos.coma as coma_mod
+    import ccoma.algos.mfq as mfq_mod
+    import ccoma.algos.q_learner as q_mod
+    from ccoma.algos import fused_gru
+
+    real = q_mod.slots_used
+    mods = (q_mod, coma_mod, mfq_mod)
+
+    def run(skip: bool) -> float:
+        for m in mods:
+            m.slots_used = real if skip else (lambda filled: None)
+        try:
+            t0 = time.perf_counter()
+            step()
+            return (time.perf_counter() - t0) * 1e3
+        finally:
+            for m in mods:
+                m.slots_used = real
+
+    times = {True: [], False: []}
+    with fused_gru.use_fused(True):
+        run(True), run(False)
+        for _ in range(reps):
+            for skip in (False, True):
+                times[skip].append(run(skip))
+    out = {name: {"min_ms": min(times[k]), "median_ms": statistics.median(times[k])}
+           for k, name in ((False, "fused_padded"), (True, "fused"))}
+    out["ratio"] = out["fused_padded"]["median_ms"] / out["fused"]["median_ms"]
+    return out
+
+
+def update(algo: str, reps: int, collect: int, padding: bool = False) -> dict:
     import torch
 
     from ccoma.algos import registry
@@ -94,8 +132,13 @@ def update(algo: str, reps: int, collect: int) -> dict:
         with flushed_denormals():
             learner.train_step(batch, rollout.t_env)
 
-    return {"algo": algo, "batch_episodes": int(batch["filled"].shape[0]), "slots": int(batch["filled"].shape[1]),
-            **_alternate(step, reps)}
+    filled = batch["filled"]
+    out = {"algo": algo, "batch_episodes": int(filled.shape[0]), "slots": int(filled.shape[1]),
+           "slots_used": float((filled.sum(1) + 1).clamp(max=filled.shape[1]).sum() / filled.numel()),
+           **_alternate(step, reps)}
+    if padding:
+        out["padding"] = _alternate_padding(step, reps)
+    return out
 
 
 def main(argv=None) -> int:
@@ -104,6 +147,7 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=12)
     p.add_argument("--collect", type=int, default=20_000, help="env steps collected before the updates")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the paper job runs at 2)")
+    p.add_argument("--padding", action="store_true", help="also: the fused unroll computing the padding")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     import platform
@@ -129,9 +173,14 @@ def main(argv=None) -> int:
     show("layer forward, no grad", res["layer"]["forward_no_grad"])
     show("layer forward + backward", res["layer"]["forward_backward"])
     for algo in [a for a in args.algos.split(",") if a]:
-        r = update(algo, args.reps, args.collect)
+        r = update(algo, args.reps, args.collect, args.padding)
         res["updates"].append(r)
         show(f"{algo} update ({r['batch_episodes']} x {r['slots']})", r)
+        if args.padding:
+            a, b = r["padding"]["fused_padded"], r["padding"]["fused"]
+            print(f"{'  padding computed / skipped':28} padded    {a['min_ms']:7.1f} / {a['median_ms']:7.1f} ms   skipped "
+                  f"{b['min_ms']:7.1f} / {b['median_ms']:7.1f} ms   {r['padding']['ratio']:.2f}x "
+                  f"({100 * r['slots_used']:.0f}% of the slots used)", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
     return 0

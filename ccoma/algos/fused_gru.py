@@ -9,15 +9,22 @@ loop over the steps: per step the input and hidden products (torch's own BLAS ``
 through a function pointer) and then every gate of a row in one vectorised pass, keeping the gates for
 a backward pass that accumulates the weight gradients step by step.
 
+It also skips padding. A replay batch is padded to its longest episode, and about half its slots
+are padding whose outputs the learner's masked loss ignores. Given each episode's slot count, the
+agents' fc1 and GRU run only on the slots that matter, packed step by step with the longest episodes
+first (:func:`episode_packing`, :func:`gru_packed`; ``RNNAgent.trunk(inputs, steps)``), so that the
+sequences still running at each step are a prefix of that step's rows.
+
 The numbers are the layer's (``torch.nn.GRU``'s equations and weight layout) but not ATen's bit for
-bit: exp and tanh are this file's polynomials and the gradient sums are grouped differently, so
-results differ from ``torch.gru`` by float rounding (~1e-7 relative; tests/algos/test_fused_gru.py
-bounds it). So it is not the default: ``torch.gru`` is, bit for bit the GRUCell walk that acting
-runs, and a job uses the fused unroll when asked (``RunConfig.fused_gru``, ``--fused-gru``; in
-code :func:`set_fused` or :func:`use_fused`). The library is compiled at first
-use with the system C compiler (``$CC``, else ``cc``) for this CPU and kept in ccoma's cache folder;
-where that is impossible (no compiler, no ``sgemm_`` exported by torch, a failed self-check), and on
-any device but the CPU or any dtype but float32, :func:`gru_sequence` runs ``torch.gru`` instead.
+bit: exp and tanh are this file's polynomials and the gradient sums are grouped differently (over
+fewer rows, in another order, when padding is skipped), so results differ from ``torch.gru`` by
+float rounding (~1e-7 relative; tests/algos/test_fused_gru.py bounds it). So it is not the
+default: ``torch.gru`` is, bit for bit the GRUCell walk that acting runs, and a job uses the fused
+unroll when asked (``RunConfig.fused_gru``, ``--fused-gru``; in code :func:`set_fused` or
+:func:`use_fused`). The library is compiled at first use with the system C compiler (``$CC``,
+else ``cc``) for this CPU and kept in ccoma's cache folder; where that is impossible (no compiler,
+no ``sgemm_`` exported by torch, a failed self-check), and on any device but the CPU or any dtype but
+float32, :func:`gru_sequence` runs ``torch.gru`` instead (and the agents compute every slot).
 :func:`status` says which, and why.
 """
 from __future__ import annotations

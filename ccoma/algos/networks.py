@@ -59,7 +59,7 @@ class RNNAgent(nn.Module):
         b, t, n, d = inputs.shape
         cell = self.rnn
         weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-        if steps is not None and int(steps.min()) < t and runs_fused(inputs, *weights):   # padding to skip
+        if steps is not None and runs_fused(inputs, *weights) and int(steps.min()) < t:   # padding to skip
             index, rows = episode_packing(steps, t, n)
             x = F.relu(self.fc1(inputs.reshape(b * t * n, d).index_select(0, index)))   # [P, H]
             hs = gru_packed(x, rows, *weights)

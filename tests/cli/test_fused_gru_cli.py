@@ -8,9 +8,19 @@ from ccoma.cli import cli
 
 
 def test_fused_gru_runs_through_evaluate_and_is_recorded(tmp_path, monkeypatch):
+    from ccoma.algos import networks
     from ccoma.tracking import Tracker
 
     monkeypatch.chdir(tmp_path)
+    packed = []                                # (slots run, slots in the batch) of each packed unroll
+    real = networks.episode_packing
+
+    def spy(steps, t, n):
+        index, rows = real(steps, t, n)
+        packed.append((len(index), len(steps) * t * n))
+        return index, rows
+
+    monkeypatch.setattr(networks, "episode_packing", spy)
     res = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", "c-qmix", "--seed", "0", "--workers", "1",
                                    "--fused-gru", "--no-report"])
     assert res.exit_code == 0, res.output
@@ -25,3 +35,5 @@ def test_fused_gru_runs_through_evaluate_and_is_recorded(tmp_path, monkeypatch):
     expected = "fused C unroll" if fused_gru.c_compiler()[1] else "torch.gru (no C compiler"
     assert child[0].data.tags["ccoma.gru_unroll"].startswith(expected)
     assert client.get_metric_history(child[0].info.run_id, "train/loss/loss")   # updates ran
+    if fused_gru.c_compiler()[1]:              # the learners' updates skipped their batches' padding
+        assert packed and all(run < total for run, total in packed)
