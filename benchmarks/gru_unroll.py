@@ -178,8 +178,8 @@ def main(argv=None) -> int:
         show(f"{algo} update ({r['batch_episodes']} x {r['slots']})", r)
         if args.padding:
             a, b = r["padding"]["fused_padded"], r["padding"]["fused"]
-            print(f"{'  padding computed / skipped':28} padded    {a['min_ms']:7.1f} / {a['median_ms']:7.1f} ms   skipped "
-                  f"{b['min_ms']:7.1f} / {b['median_ms']:7.1f} ms   {r['padding']['ratio']:.2f}x "
+            print(f"{'  padding computed / skipped':28} padded    {a['min_ms']:7.1f} / {a['median_ms']:7.1f} ms   "
+                  f"skipped {b['min_ms']:7.1f} / {b['median_ms']:7.1f} ms   {r['padding']['ratio']:.2f}x "
                   f"({100 * r['slots_used']:.0f}% of the slots used)", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))

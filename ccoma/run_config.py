@@ -109,10 +109,10 @@ class RunConfig:
                           "(ccoma.algos.fused_gru: per time step one pass over the gates, the products in "
                           "torch's BLAS) instead of torch.gru, and run the agents' fc1 and GRU only on the "
                           "slots each episode of a batch fills (its padding is skipped): QMIX/VDN updates "
-                          "~2x faster on CPU (docs/throughput.md). The same layer, but exp/tanh and the "
-                          "gradient sums round differently (~1e-7), so a seed's results differ from the "
-                          "default's as noise, not bias. Needs a C compiler (built once into ccoma's cache); "
-                          "without one it runs torch.gru and says so.", False)
+                          "~2.2-2.6x faster on one CPU thread (docs/throughput.md). The same layer, but "
+                          "exp/tanh and the gradient sums round differently (~1e-7), so a seed's results "
+                          "differ from the default's as noise, not bias. Needs a C compiler (built once into "
+                          "ccoma's cache); without one it runs torch.gru and says so.", False)
     ray_address: str = doc("Ray cluster address for executor=ray ('' = start a local runtime).", "")
     tracking_uri: str = doc("MLflow tracking URI ('' = sqlite:///mlflow.db in the working directory).", "")
     run_dir: str = doc("Where checkpoints and run files go.", "ccoma_runs")
