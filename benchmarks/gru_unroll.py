@@ -22,6 +22,7 @@ the fused unroll as the learners call it, alternating the same way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -33,25 +34,47 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _alternate(fn, reps: int) -> dict:
-    """Call ``fn(fused)`` for fused in (False, True), ``reps`` times each, alternating; ms per call."""
+def _alternate(fn, reps: int, arms: dict | None = None) -> dict:
+    """Call ``fn()`` under each arm (name -> context manager factory; by default torch.gru, then the
+    fused unroll), ``reps`` times each after one warm call, alternating; ms per call, and the ratio
+    of the first arm's median to the second's."""
     from ccoma.algos import fused_gru
 
-    times = {False: [], True: []}
-    for on in (False, True):                     # one warm call each
-        with fused_gru.use_fused(on):
+    arms = arms or {"torch_gru": lambda: fused_gru.use_fused(False), "fused": lambda: fused_gru.use_fused(True)}
+    times = {name: [] for name in arms}
+    for arm in arms.values():                    # one warm call each
+        with arm():
             fn()
     for _ in range(reps):
-        for on in (False, True):
-            with fused_gru.use_fused(on):
+        for name, arm in arms.items():
+            with arm():
                 t0 = time.perf_counter()
                 fn()
-                times[on].append((time.perf_counter() - t0) * 1e3)
-    out = {}
-    for on, name in ((False, "torch_gru"), (True, "fused")):
-        out[name] = {"min_ms": min(times[on]), "median_ms": statistics.median(times[on])}
-    out["ratio"] = out["torch_gru"]["median_ms"] / out["fused"]["median_ms"]
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    out = {name: {"min_ms": min(t), "median_ms": statistics.median(t)} for name, t in times.items()}
+    first, second = arms
+    out["ratio"] = out[first]["median_ms"] / out[second]["median_ms"]
     return out
+
+
+@contextlib.contextmanager
+def _padding_computed():
+    """The fused unroll with the learners' slot counts withheld: every slot computed."""
+    import ccoma.algos.coma as coma_mod
+    import ccoma.algos.mfq as mfq_mod
+    import ccoma.algos.q_learner as q_mod
+    from ccoma.algos import fused_gru
+
+    mods = (q_mod, coma_mod, mfq_mod)
+    real = q_mod.slots_used
+    for m in mods:
+        m.slots_used = lambda filled: None
+    try:
+        with fused_gru.use_fused(True):
+            yield
+    finally:
+        for m in mods:
+            m.slots_used = real
 
 
 def layer(reps: int) -> dict:
@@ -77,44 +100,12 @@ def layer(reps: int) -> dict:
             "forward_backward": _alternate(forward_backward, reps)}
 
 
-def _alternate_padding(step, reps: int) -> dict:
-    """The fused unroll with and without skipping the padding (slot counts withheld), alternating."""
-    import ccoma.algos.coma as coma_mod
-    import ccoma.algos.mfq as mfq_mod
-    import ccoma.algos.q_learner as q_mod
-    from ccoma.algos import fused_gru
-
-    real = q_mod.slots_used
-    mods = (q_mod, coma_mod, mfq_mod)
-
-    def run(skip: bool) -> float:
-        for m in mods:
-            m.slots_used = real if skip else (lambda filled: None)
-        try:
-            t0 = time.perf_counter()
-            step()
-            return (time.perf_counter() - t0) * 1e3
-        finally:
-            for m in mods:
-                m.slots_used = real
-
-    times = {True: [], False: []}
-    with fused_gru.use_fused(True):
-        run(True), run(False)
-        for _ in range(reps):
-            for skip in (False, True):
-                times[skip].append(run(skip))
-    out = {name: {"min_ms": min(times[k]), "median_ms": statistics.median(times[k])}
-           for k, name in ((False, "fused_padded"), (True, "fused"))}
-    out["ratio"] = out["fused_padded"]["median_ms"] / out["fused"]["median_ms"]
-    return out
-
-
 def update(algo: str, reps: int, collect: int, padding: bool = False) -> dict:
     import torch
 
-    from ccoma.algos import registry
+    from ccoma.algos import fused_gru, registry
     from ccoma.algos.base import flushed_denormals
+    from ccoma.algos.networks import slots_used
     from ccoma.data.buffer import buffer_for
     from ccoma.data.rollout import Rollout
     from ccoma.sim.env import SimEnv
@@ -134,10 +125,10 @@ def update(algo: str, reps: int, collect: int, padding: bool = False) -> dict:
 
     filled = batch["filled"]
     out = {"algo": algo, "batch_episodes": int(filled.shape[0]), "slots": int(filled.shape[1]),
-           "slots_used": float((filled.sum(1) + 1).clamp(max=filled.shape[1]).sum() / filled.numel()),
-           **_alternate(step, reps)}
+           "slots_used": float(slots_used(filled).sum() / filled.numel()), **_alternate(step, reps)}
     if padding:
-        out["padding"] = _alternate_padding(step, reps)
+        out["padding"] = _alternate(step, reps, {"fused_padded": _padding_computed,
+                                                 "fused": lambda: fused_gru.use_fused(True)})
     return out
 
 

@@ -5,10 +5,11 @@
  * step t-1's, rows[t] of them, and row i of step t continues row i of step t-1 (so the sequences
  * still running at each step are a prefix, rows[] never grows). A padded batch of M sequences of T
  * steps is the case rows[t] = M; sequences of different lengths, ordered longest first, skip their
- * padding. The initial hidden state is zero (every unroll starts an episode). Matrix products go to the BLAS sgemm_ that torch links
- * (its function pointer is passed in), so they run the same kernels as torch's own products; what
- * this file adds is the per-step gate arithmetic in one pass over each row, with the gates kept for
- * the backward pass, and no per-operator dispatch or autograd bookkeeping per time step.
+ * padding. The initial hidden state is zero (every unroll starts an episode). Matrix products go
+ * to the BLAS sgemm_ that torch links (its function pointer is passed in), so they run the same
+ * kernels as torch's own products; what this file adds is the per-step gate arithmetic in one pass
+ * over each row, with the gates kept for the backward pass, and no per-operator dispatch or autograd
+ * bookkeeping per time step.
  *
  * The gates are torch.nn.GRU's (and GRUCell's):
  *   r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr)

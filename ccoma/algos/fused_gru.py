@@ -189,12 +189,6 @@ def _on() -> bool:
     return _state["on"]
 
 
-def skips_padding(device) -> bool:
-    """Whether learner updates on ``device`` run the fused unroll, which skips each episode's padded
-    slots when a batch comes longest first (``EpisodeBuffer.sample(..., longest_first=True)``)."""
-    return _on() and torch.device(device).type == "cpu" and _load() is not None
-
-
 def set_fused(on: bool) -> None:
     """Use the fused unroll (or not) from now on in this process."""
     _state["on"] = bool(on)
