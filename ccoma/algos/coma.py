@@ -20,7 +20,8 @@ import dataclasses
 
 import torch
 
-from ccoma.algos.base import Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop
+from ccoma.algos.base import (Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop,
+                              trainable)
 from ccoma.algos.networks import (Critic, RNNAgent, agent_input_dim, agent_inputs, masked_argmax, one_hot,
                                   safe_avail, same_frozen_trunk, shift_last_actions, slots_used)
 from ccoma.config import doc
@@ -96,10 +97,75 @@ def counterfactual_advantages(q: torch.Tensor, pi: torch.Tensor) -> torch.Tensor
     return q - (pi * q).sum(-1, keepdim=True)
 
 
+class _CriticByHand:
+    """The critic's steps with autograd, ``clip_grad_norm_(foreach=True)`` and torch's foreach RMSprop
+    written out: the same operators in the same order for this MLP, so every number is the same
+    (tested bit for bit against the autograd step), without the autograd graph, the engine and
+    ``Optimizer.step`` around each of the ~60-120 steps of an update.
+
+    layers: Linear layers with ReLU between (fc1-fc3, or fc3 alone on the frozen trunk's features),
+    whose parameters are all and only those that learn; ``optimiser`` holds their RMSprop state.
+    """
+
+    def __init__(self, layers, optimiser, clip: float):
+        self.layers, self.clip = layers, clip
+        self.params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        group, states = optimiser.param_groups[0], [optimiser.state[p] for p in self.params]
+        self.alpha, self.eps, self.lr = group["alpha"], group["eps"], group["lr"]
+        self.steps, self.square_avgs = [s["step"] for s in states], [s["square_avg"] for s in states]
+        self.one = torch.tensor(1.0)
+        self.grads = None
+
+    @torch.no_grad()
+    def step(self, x, taken, target, mask, count: float):
+        """x [B, N, D]; taken [B, N, 1]; target [B, N]; mask [B, N] or None (every row live). One step on
+        sum((Q(u_t) - G_t)^2 over live rows) / count; returns q [B, N, A], the loss, the pre-clip norm."""
+        layers = self.layers
+        acts = [x.reshape(-1, x.shape[-1])]                                   # [B*N, D]: what each layer reads
+        for i, layer in enumerate(layers):
+            out = torch.addmm(layer.bias, acts[-1], layer.weight.t())         # F.linear on [B, N, D]
+            acts.append(torch.relu(out) if i < len(layers) - 1 else out)
+        q = acts[-1].view(*x.shape[:-1], -1)                                  # [B, N, A]
+        err = q.gather(-1, taken).squeeze(-1) - target
+        if mask is not None:
+            err = err * mask
+        loss = (err ** 2).sum() / count
+        # backward: d loss / d err = (1 / count) * 2 err, into the taken action's column (autograd then
+        # multiplies by the mask again: a no-op, err is already +-0 where the mask is 0)
+        d_err = (err * 2.0) * (torch.ones(()) / count)
+        d = torch.zeros_like(q).scatter_add_(-1, taken, d_err.unsqueeze(-1)).view(acts[-1].shape)
+        grads = []
+        for i in reversed(range(len(layers))):
+            grads[:0] = [torch.mm(d.t(), acts[i]), d.sum(0)]                  # weight [out, in], bias [out]
+            if i:
+                d = torch.ops.aten.threshold_backward(torch.mm(d, layers[i].weight), acts[i], 0)
+        # clip_grad_norm_: the norm of the per-tensor norms; every gradient scaled by min(1, clip / norm)
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+        torch._foreach_mul_(grads, torch.clamp(self.clip / (total + 1e-6), max=1.0))
+        # RMSprop (no momentum, not centred): v <- alpha v + (1 - alpha) g^2; p <- p - lr g / (sqrt(v) + eps)
+        torch._foreach_add_(self.steps, self.one, alpha=1.0)
+        torch._foreach_mul_(self.square_avgs, self.alpha)
+        torch._foreach_addcmul_(self.square_avgs, grads, grads, value=1 - self.alpha)
+        avg = torch._foreach_sqrt(self.square_avgs)
+        torch._foreach_add_(avg, self.eps)
+        torch._foreach_addcdiv_(self.params, grads, avg, value=-self.lr)
+        self.grads = grads
+        return q, loss, float(total)
+
+    def leave_gradients(self, optimiser) -> None:
+        """As autograd's steps leave them: ``.grad`` holds the last step's clipped gradients."""
+        optimiser.zero_grad(set_to_none=True)
+        for p, g in zip(self.params, self.grads):
+            p.grad = g
+
+
 # ---- the learner ------------------------------------------------------------------------------
 
 class COMALearner(Learner):
     on_policy = True
+    # The critic's steps with their gradients and RMSprop written out (the same operators, same numbers
+    # as autograd + clip_grad_norm_ + torch's RMSprop); False: every step through autograd (the reference).
+    critic_by_hand = True
 
     def __init__(self, config: COMAConfig, env_info: dict, device="cpu"):
         super().__init__(config, env_info, device)
@@ -215,27 +281,59 @@ class COMALearner(Learner):
         full = float(m_all[0].numel())
         losses, norms = [], []
         n_steps = max(sum(1 for n in counts if n > 0), 1)  # critic steps this update: the anchor is shared by them
+        by_hand = self._critic_by_hand(head_only)
         for t in reversed(range(steps)):
             if counts[t] == 0.0:
                 continue
-            q_t = (self.critic.fc3 if head_only else self.critic)(by_time[t])     # [B, N, A]
+            masked = m_all[t] if counts[t] != full else None
+            if by_hand is not None:
+                q_t, loss, norm = by_hand.step(by_time[t], taken_idx[t], tgt[t], masked, counts[t])
+            else:
+                q_t = (self.critic.fc3 if head_only else self.critic)(by_time[t])     # [B, N, A]
+                err = q_t.gather(-1, taken_idx[t]).squeeze(-1) - tgt[t]
+                if masked is not None:
+                    err = err * masked
+                loss = (err ** 2).sum() / counts[t]
+                norm = optimise(loss + self.regularization("critic") / n_steps, self.critic_optimiser,
+                                self.critic_params, c.grad_norm_clip)
+                by_hand = self._critic_by_hand(head_only)       # None until torch's first step made state
             q_vals[:, t] = q_t.detach()
-            err = q_t.gather(-1, taken_idx[t]).squeeze(-1) - tgt[t]
-            if counts[t] != full:
-                err = err * m_all[t]
-            loss = (err ** 2).sum() / counts[t]
-            norms.append(optimise(loss + self.regularization("critic") / n_steps, self.critic_optimiser,
-                                  self.critic_params, c.grad_norm_clip))
+            norms.append(norm)
             losses.append(loss.detach())
             self.critic_steps += 1
             if self.critic_steps - self.last_target_step >= c.target_update_interval:
                 hard_update(self.target_critic, self.critic)
                 self.last_target_step = self.critic_steps
+        if by_hand is not None and by_hand.grads is not None:
+            by_hand.leave_gradients(self.critic_optimiser)
         n = max(len(losses), 1)
         m = mask.unsqueeze(-1).expand_as(targets)
         return q_vals, {"critic_loss": float(torch.stack(losses).double().sum()) / n if losses else 0.0,
                         "critic_grad_norm": sum(norms) / n,
                         "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
+
+    def _critic_by_hand(self, head_only: bool):
+        """The critic's steps by hand (:class:`_CriticByHand`) on fc1-fc3, or fc3 alone on the frozen
+        trunk's features; or None when a step must go through autograd: an anchor on the critic (any
+        function of its parameters), another set of learning parameters, an optimiser not as
+        ``rmsprop`` builds it, or one without state yet (torch's first step creates it)."""
+        if not self.critic_by_hand or self._regularizers.get("critic"):
+            return None
+        c = self.critic
+        layers = [c.fc3] if head_only else [c.fc1, c.fc2, c.fc3]
+        params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        if [id(p) for p in trainable(self.critic_params)] != [id(p) for p in params]:
+            return None
+        opt = self.critic_optimiser
+        if len(opt.param_groups) != 1:
+            return None
+        g = opt.param_groups[0]
+        if (g["momentum"] or g["centered"] or g["weight_decay"] or g["maximize"] or g["differentiable"]
+                or g["capturable"] or not g["foreach"] or isinstance(g["lr"], torch.Tensor)):
+            return None
+        if not all("square_avg" in opt.state.get(p, {}) for p in params):
+            return None
+        return _CriticByHand(layers, opt, self.config.grad_norm_clip)
 
     def fisher_losses(self, batch, t_env):
         """Per episode: the actor's negative log-likelihood of the actions taken under the behaviour

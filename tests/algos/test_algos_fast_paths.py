@@ -89,6 +89,60 @@ def test_coma_critic_walk_matches_the_reference_loop():
         assert torch.equal(p, q)
 
 
+def _coma_batch(b=4, t=7):
+    return {"obs": torch.randn(b, t, 3, 5), "state": torch.randn(b, t, 6),
+            "actions": torch.randint(0, 4, (b, t, 3)), "avail": torch.ones(b, t, 3, 4, dtype=torch.bool),
+            "reward": torch.randn(b, t), "terminated": torch.zeros(b, t),
+            "filled": (torch.arange(t)[None] < torch.tensor([6, 4, 5, 2])[:, None]).float()}
+
+
+@pytest.mark.parametrize("stage", ["train", "continual", "anchored"])
+def test_coma_critic_steps_by_hand_are_autograds_bit_for_bit(stage, monkeypatch):
+    """The critic's steps with gradients, clipping and RMSprop written out give every number autograd,
+    clip_grad_norm_ and torch's RMSprop give: weights, optimiser state, target copies, the update's
+    info and the gradients left behind. Training (fc1-fc3), continual (fc3 on the frozen features),
+    and with an anchor on the critic, where every step must go through autograd."""
+    import ccoma.algos.coma as coma_mod
+    from ccoma.algos import registry
+    from ccoma.continual import anchors
+    from ccoma.continual.trainable import apply_trainable
+    from ccoma.run_config import ContinualConfig
+
+    torch.manual_seed(4)
+    batches = [_coma_batch() for _ in range(3)]
+    calls = []
+    real_step = coma_mod._CriticByHand.step
+    monkeypatch.setattr(coma_mod._CriticByHand, "step", lambda *a: calls.append(1) or real_step(*a))
+
+    def run(by_hand):
+        torch.manual_seed(5)
+        learner = registry.make("coma", {**INFO, "episode_limit": 6}, "cpu",
+                                {"batch_size": 4, "target_update_interval": 4, "grad_norm_clip": 0.5})
+        learner.critic_by_hand = by_hand
+        infos = [learner.train_step(batches[0], 0)]
+        if stage != "train":
+            apply_trainable(learner.networks(), ContinualConfig().trainable)
+            hard_update(learner.target_critic, learner.critic)
+        if stage == "anchored":
+            anchors.attach(learner, "l2", 0.5)
+        infos += [learner.train_step(x, 100) for x in batches]
+        grads = {k: p.grad for k, p in learner.critic.named_parameters()}
+        return infos, dict(_flat(learner.state_dict())), grads
+
+    infos, state, grads = run(True)
+    hand_steps = len(calls)
+    ref_infos, ref_state, ref_grads = run(False)
+    assert len(calls) == hand_steps                    # the reference ran no step by hand
+    assert hand_steps == {"train": 23, "continual": 23, "anchored": 5}[stage]   # 4 updates x 6 steps; the first through autograd
+    assert infos == ref_infos
+    assert state.keys() == ref_state.keys()
+    assert [k for k in state if not torch.equal(state[k], ref_state[k])] == []
+    assert grads.keys() == ref_grads.keys()
+    for k, g in grads.items():
+        assert (g is None) == (ref_grads[k] is None), k
+        assert g is None or torch.equal(g, ref_grads[k]), k
+
+
 def test_updates_flush_subnormals_and_leave_the_thread_as_they_found_it(monkeypatch):
     """Learner updates run with flush-to-zero (subnormal arithmetic is many times slower on x86), and
     the thread's mode is restored after (hypothesis, for one, refuses to run under flush-to-zero);
