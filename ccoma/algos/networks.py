@@ -63,7 +63,7 @@ class RNNAgent(nn.Module):
             index, rows = episode_packing(steps, t, n)
             x = F.relu(self.fc1(inputs.reshape(b * t * n, d).index_select(0, index)))   # [P, H]
             hs = gru_packed(x, rows, *weights)
-            return hs.new_zeros(b * t * n, self.hidden_dim).index_copy(0, index, hs).view(b, t, n, self.hidden_dim)
+            return hs.new_zeros(b * t * n, self.hidden_dim).index_copy_(0, index, hs).view(b, t, n, self.hidden_dim)
         x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
         seq = x.transpose(0, 1).reshape(t, b * n, self.hidden_dim)  # [T, B*N, H], time-major
         hs = gru_sequence(seq, *weights, self.training)

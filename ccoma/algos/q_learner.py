@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 
 from ccoma.algos.base import Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop
+from ccoma.algos.fused_gru import runs_fused
 from ccoma.algos.mixers import make_mixer
 from ccoma.algos.networks import (RNNAgent, agent_input_dim, agent_inputs, masked_argmax, random_available,
                                   safe_avail, same_frozen_trunk, shift_last_actions, slots_used)
@@ -106,8 +107,27 @@ class QLearner(Learner):
             actions = torch.where(explore, random_available(avail), actions)
         return actions, hidden
 
-    def _mix(self, mixer, qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        return qs if mixer is None else mixer(qs, states)
+    def _mix(self, mixer, qs: torch.Tensor, states: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
+        """qs [B, T, N], states [B, T, S] -> [B, T]. ``live`` [P] (the filled slots, b * T + t): the mixer
+        runs on those rows only, and the padding's Q_tot is 0 (masked out of the loss either way)."""
+        if mixer is None:
+            return qs
+        if live is None:
+            return mixer(qs, states)
+        b, t = qs.shape[:2]
+        y = mixer(qs.reshape(b * t, -1).index_select(0, live), states.reshape(b * t, -1).index_select(0, live))
+        return y.new_zeros(b * t).index_copy_(0, live, y).view(b, t)
+
+    def _live_slots(self, mask: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor | None:
+        """With the fused unroll (``--fused-gru``, which skips the agents' padding) a mixer with weights
+        (QMIX's hypernetworks: ~30% of an update over the whole batch) skips it too: the filled slots of
+        ``mask`` [B, T] as flat indices, or None when it runs on every slot (no padding, the default)."""
+        if self.mixer is None or next(self.mixer.parameters(), None) is None or not runs_fused(inputs):
+            return None
+        flat = mask.reshape(-1)
+        if bool(flat.all()):
+            return None
+        return flat.nonzero().squeeze(1)
 
     def _td(self, batch):
         """TD errors and their mask: ``td`` [B, T] (IQL: [B, T, N]) = mask * (chosen - y), targets fixed."""
@@ -134,9 +154,10 @@ class QLearner(Learner):
             else:
                 target_max = target_q.masked_fill(~avail_next, float("-inf")).max(-1).values
 
-        chosen = self._mix(self.mixer, chosen, state[:, :-1])                   # [B, T] or [B, T, N]
+        live = self._live_slots(mask, inputs)
+        chosen = self._mix(self.mixer, chosen, state[:, :-1], live)             # [B, T] or [B, T, N]
         with torch.no_grad():
-            target_max = self._mix(self.target_mixer, target_max, state[:, 1:])
+            target_max = self._mix(self.target_mixer, target_max, state[:, 1:], live)
         if self.mixer is None:  # IQL: every agent regresses on the team reward
             reward, terminated, mask = (x.unsqueeze(-1).expand_as(chosen) for x in (reward, terminated, mask))
         targets = reward + c.gamma * (1.0 - terminated) * target_max

@@ -94,9 +94,10 @@ def test_packed_unroll_matches_the_padded_layer_on_every_slot_that_matters(lengt
 @pytest.mark.parametrize("algo", ["qmix", "vdn", "coma", "mfq"])
 def test_fused_updates_skip_the_padding_and_land_where_the_default_does(algo, monkeypatch):
     """Learner updates on a batch of unequal episodes: with the fused unroll the agents run only the
-    slots each episode fills (and its bootstrap slot), and three updates leave every parameter where
-    the default's, torch.gru over the whole padded batch, leaves it, to float rounding."""
-    from ccoma.algos import networks, registry
+    slots each episode fills (and its bootstrap slot), QMIX's mixer only the filled slots, and three
+    updates leave every parameter where the default's, torch.gru and the mixer over the whole padded
+    batch, leaves it, to float rounding."""
+    from ccoma.algos import mixers, networks, registry
 
     info = {"n_agents": 3, "n_actions": 4, "obs_shape": 5, "state_shape": 6, "episode_limit": 8}
     b, t = 4, 9
@@ -109,15 +110,21 @@ def test_fused_updates_skip_the_padding_and_land_where_the_default_does(algo, mo
     packed = []
     real = networks.episode_packing
     monkeypatch.setattr(networks, "episode_packing", lambda *a: packed.append(real(*a)) or packed[-1])
+    mixed = {False: [], True: []}                        # the mixer's rows per call, padded / fused
+    mix = mixers.QMixer.forward
     after = {}
     for on in (False, True):
         learner = copy.deepcopy(start)
+        monkeypatch.setattr(mixers.QMixer, "forward",
+                            lambda self, q, s: mixed[on].append(q.shape[:-1]) or mix(self, q, s))
         torch.manual_seed(6)                              # COMA samples its bootstrap actions
         with fused_gru.use_fused(on):
             for _ in range(3):
                 learner.train_step(batch, 0)
         after[on] = _modules(learner)
     assert packed and all(len(index) == 3 * (9 + 4 + 6 + 3) for index, _ in packed)   # filled + 1 slots each
+    if algo == "qmix":                                   # online and target mixer, 3 updates
+        assert mixed == {False: [(b, t - 1)] * 6, True: [(8 + 3 + 5 + 2,)] * 6}
     assert after[True].keys() == after[False].keys()
     for k in after[True]:
         torch.testing.assert_close(after[True][k], after[False][k], rtol=1e-4, atol=1e-5, msg=k)
