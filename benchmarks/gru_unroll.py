@@ -3,6 +3,7 @@
     python benchmarks/gru_unroll.py                       # the layer alone, then one update of qmix, vdn, coma
     python benchmarks/gru_unroll.py --algos qmix --reps 20 --out gru.json
     python benchmarks/gru_unroll.py --algos qmix,vdn --padding  # also the fused unroll computing the padding
+    python benchmarks/gru_unroll.py --algos coma --critic       # also COMA's critic through autograd / by hand
 
 On one torch thread (or ``--threads``), alternating the two unrolls call by call (so drift on a busy
 machine hits both):
@@ -16,8 +17,11 @@ machine hits both):
 Prints min and median milliseconds per call and the ratio of the medians (torch.gru / fused).
 
 ``--padding`` adds, for each update, the fused unroll without skipping the batch's padding (the
-learners called as if they had no slot counts: every slot computed, as before session 27), against
-the fused unroll as the learners call it, alternating the same way.
+learners called as if they had no slot counts, QMIX's mixer on every slot: every slot computed, as
+before session 27), against the fused unroll as the learners call it, alternating the same way.
+
+``--critic`` adds, for COMA, its critic's steps through autograd (``critic_by_hand = False``, as
+before session 28) against the steps by hand (the default), with torch.gru, alternating the same way.
 """
 from __future__ import annotations
 
@@ -59,22 +63,24 @@ def _alternate(fn, reps: int, arms: dict | None = None) -> dict:
 
 @contextlib.contextmanager
 def _padding_computed():
-    """The fused unroll with the learners' slot counts withheld: every slot computed."""
+    """The fused unroll with the learners' slot counts withheld: every slot computed (QMIX's mixer too)."""
     import ccoma.algos.coma as coma_mod
     import ccoma.algos.mfq as mfq_mod
     import ccoma.algos.q_learner as q_mod
     from ccoma.algos import fused_gru
 
     mods = (q_mod, coma_mod, mfq_mod)
-    real = q_mod.slots_used
+    real, live = q_mod.slots_used, q_mod.QLearner._live_slots
     for m in mods:
         m.slots_used = lambda filled: None
+    q_mod.QLearner._live_slots = lambda self, mask, inputs: None
     try:
         with fused_gru.use_fused(True):
             yield
     finally:
         for m in mods:
             m.slots_used = real
+        q_mod.QLearner._live_slots = live
 
 
 def layer(reps: int) -> dict:
@@ -100,7 +106,17 @@ def layer(reps: int) -> dict:
             "forward_backward": _alternate(forward_backward, reps)}
 
 
-def update(algo: str, reps: int, collect: int, padding: bool = False) -> dict:
+@contextlib.contextmanager
+def _critic_by_hand(learner, on: bool):
+    before = learner.critic_by_hand
+    learner.critic_by_hand = on
+    try:
+        yield
+    finally:
+        learner.critic_by_hand = before
+
+
+def update(algo: str, reps: int, collect: int, padding: bool = False, critic: bool = False) -> dict:
     import torch
 
     from ccoma.algos import fused_gru, registry
@@ -129,6 +145,10 @@ def update(algo: str, reps: int, collect: int, padding: bool = False) -> dict:
     if padding:
         out["padding"] = _alternate(step, reps, {"fused_padded": _padding_computed,
                                                  "fused": lambda: fused_gru.use_fused(True)})
+    if critic and algo == "coma":
+        with fused_gru.use_fused(False):
+            out["critic"] = _alternate(step, reps, {"autograd": lambda: _critic_by_hand(learner, False),
+                                                    "by_hand": lambda: _critic_by_hand(learner, True)})
     return out
 
 
@@ -139,6 +159,7 @@ def main(argv=None) -> int:
     p.add_argument("--collect", type=int, default=20_000, help="env steps collected before the updates")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the paper job runs at 2)")
     p.add_argument("--padding", action="store_true", help="also: the fused unroll computing the padding")
+    p.add_argument("--critic", action="store_true", help="also: COMA's critic steps through autograd / by hand")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     import platform
@@ -164,7 +185,7 @@ def main(argv=None) -> int:
     show("layer forward, no grad", res["layer"]["forward_no_grad"])
     show("layer forward + backward", res["layer"]["forward_backward"])
     for algo in [a for a in args.algos.split(",") if a]:
-        r = update(algo, args.reps, args.collect, args.padding)
+        r = update(algo, args.reps, args.collect, args.padding, args.critic)
         res["updates"].append(r)
         show(f"{algo} update ({r['batch_episodes']} x {r['slots']})", r)
         if args.padding:
@@ -172,6 +193,10 @@ def main(argv=None) -> int:
             print(f"{'  padding computed / skipped':28} padded    {a['min_ms']:7.1f} / {a['median_ms']:7.1f} ms   "
                   f"skipped {b['min_ms']:7.1f} / {b['median_ms']:7.1f} ms   {r['padding']['ratio']:.2f}x "
                   f"({100 * r['slots_used']:.0f}% of the slots used)", flush=True)
+        if "critic" in r:
+            a, b = r["critic"]["autograd"], r["critic"]["by_hand"]
+            print(f"{'  critic autograd / by hand':28} autograd  {a['min_ms']:7.1f} / {a['median_ms']:7.1f} ms   "
+                  f"by hand {b['min_ms']:7.1f} / {b['median_ms']:7.1f} ms   {r['critic']['ratio']:.2f}x", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
     return 0

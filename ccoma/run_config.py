@@ -107,10 +107,10 @@ class RunConfig:
                        "within the CPU cores.", 1)
     fused_gru: bool = doc("Learner updates unroll the agents' GRU with ccoma's fused C loop "
                           "(ccoma.algos.fused_gru: per time step one pass over the gates, the products in "
-                          "torch's BLAS) instead of torch.gru, and run the agents' fc1 and GRU only on the "
-                          "slots each episode of a batch fills (its padding is skipped): QMIX/VDN updates "
-                          "~2.2-2.6x faster on one CPU thread (docs/throughput.md). The same layer, but "
-                          "exp/tanh and the gradient sums round differently (~1e-7), so a seed's results "
+                          "torch's BLAS) instead of torch.gru, and run the agents' fc1 and GRU (and QMIX's "
+                          "mixer) only on the slots each episode of a batch fills (its padding is skipped): "
+                          "QMIX/VDN updates ~2.2-2.6x faster on one CPU thread (docs/throughput.md). The same "
+                          "layer, but exp/tanh and the gradient sums round differently (~1e-7), so a seed's results "
                           "differ from the default's as noise, not bias. Needs a C compiler (built once into "
                           "ccoma's cache); without one it runs torch.gru and says so.", False)
     ray_address: str = doc("Ray cluster address for executor=ray ('' = start a local runtime).", "")
