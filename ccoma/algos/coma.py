@@ -296,7 +296,8 @@ class COMALearner(Learner):
                 loss = (err ** 2).sum() / counts[t]
                 norm = optimise(loss + self.regularization("critic") / n_steps, self.critic_optimiser,
                                 self.critic_params, c.grad_norm_clip)
-                by_hand = self._critic_by_hand(head_only)       # None until torch's first step made state
+                if not losses:              # the walk's first step: it may be the optimiser's first, which makes state
+                    by_hand = self._critic_by_hand(head_only)
             q_vals[:, t] = q_t.detach()
             norms.append(norm)
             losses.append(loss.detach())

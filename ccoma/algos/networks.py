@@ -63,7 +63,7 @@ class RNNAgent(nn.Module):
             index, rows = episode_packing(steps, t, n)
             x = F.relu(self.fc1(inputs.reshape(b * t * n, d).index_select(0, index)))   # [P, H]
             hs = gru_packed(x, rows, *weights)
-            return hs.new_zeros(b * t * n, self.hidden_dim).index_copy_(0, index, hs).view(b, t, n, self.hidden_dim)
+            return unpack_rows(hs, index, b * t * n).view(b, t, n, self.hidden_dim)
         x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
         seq = x.transpose(0, 1).reshape(t, b * n, self.hidden_dim)  # [T, B*N, H], time-major
         hs = gru_sequence(seq, *weights, self.training)
@@ -107,6 +107,12 @@ def slots_used(filled: torch.Tensor) -> torch.Tensor:
     """filled [B, T+1] -> [B]: the slots of each episode a learner reads, its real steps and the slot
     after them (the final observation a truncated episode bootstraps from), at most T+1."""
     return (filled.sum(1) + 1).clamp(max=filled.shape[1])
+
+
+def unpack_rows(packed: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
+    """packed [P, ...], the rows ``index`` [P] of a batch of ``rows`` rows -> [rows, ...], zero elsewhere
+    (the padding a packed computation skipped)."""
+    return packed.new_zeros(rows, *packed.shape[1:]).index_copy_(0, index, packed)
 
 
 def one_hot(actions: torch.Tensor, n_actions: int) -> torch.Tensor:

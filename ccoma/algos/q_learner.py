@@ -19,7 +19,7 @@ from ccoma.algos.base import Learner, LearnerConfig, frozen_copy, hard_update, l
 from ccoma.algos.fused_gru import runs_fused
 from ccoma.algos.mixers import make_mixer
 from ccoma.algos.networks import (RNNAgent, agent_input_dim, agent_inputs, masked_argmax, random_available,
-                                  safe_avail, same_frozen_trunk, shift_last_actions, slots_used)
+                                  safe_avail, same_frozen_trunk, shift_last_actions, slots_used, unpack_rows)
 from ccoma.config import doc
 
 
@@ -116,13 +116,13 @@ class QLearner(Learner):
             return mixer(qs, states)
         b, t = qs.shape[:2]
         y = mixer(qs.reshape(b * t, -1).index_select(0, live), states.reshape(b * t, -1).index_select(0, live))
-        return y.new_zeros(b * t).index_copy_(0, live, y).view(b, t)
+        return unpack_rows(y, live, b * t).view(b, t)
 
     def _live_slots(self, mask: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor | None:
         """With the fused unroll (``--fused-gru``, which skips the agents' padding) a mixer with weights
         (QMIX's hypernetworks: ~30% of an update over the whole batch) skips it too: the filled slots of
         ``mask`` [B, T] as flat indices, or None when it runs on every slot (no padding, the default)."""
-        if self.mixer is None or next(self.mixer.parameters(), None) is None or not runs_fused(inputs):
+        if "mixer" not in self.networks() or not runs_fused(inputs):
             return None
         flat = mask.reshape(-1)
         if bool(flat.all()):
