@@ -103,28 +103,41 @@ class _CriticByHand:
     (tested bit for bit against the autograd step), without the autograd graph, the engine and
     ``Optimizer.step`` around each of the ~60-120 steps of an update.
 
+    The walk runs on flat working copies of the parameters and of RMSprop's running averages (one
+    buffer each, every tensor a view into it), and the gradients are written into a third: the
+    element-wise parts of the clipping and of RMSprop are then one operator each instead of one per
+    tensor. Element-wise arithmetic does not depend on where an element sits in the buffer (the same
+    values come out; tested bit for bit), and the norms are still taken per tensor, as
+    ``clip_grad_norm_`` takes them. :meth:`sync` writes the copies back into the parameters and the
+    optimiser's state (before a target copy and at the walk's end).
+
     layers: Linear layers with ReLU between (fc1-fc3, or fc3 alone on the frozen trunk's features),
     whose parameters are all and only those that learn; ``optimiser`` holds their RMSprop state.
     """
 
     def __init__(self, layers, optimiser, clip: float):
-        self.layers, self.clip = layers, clip
+        self.n_layers, self.clip = len(layers), clip
         self.params = [p for layer in layers for p in (layer.weight, layer.bias)]
         group, states = optimiser.param_groups[0], [optimiser.state[p] for p in self.params]
         self.alpha, self.eps, self.lr = group["alpha"], group["eps"], group["lr"]
         self.steps, self.square_avgs = [s["step"] for s in states], [s["square_avg"] for s in states]
-        self.one = torch.tensor(1.0)
-        self.grads = None
+        with torch.no_grad():
+            self.flat_p = torch.cat([p.reshape(-1) for p in self.params])
+            self.flat_v = torch.cat([v.reshape(-1) for v in self.square_avgs])
+        self.flat_g = torch.empty_like(self.flat_p)
+        self.p, self.v, self.g = (_views(f, self.params) for f in (self.flat_p, self.flat_v, self.flat_g))
+        self.pending = 0            # steps not yet written back
+        self.stepped = False
 
     @torch.no_grad()
     def step(self, x, taken, target, mask, count: float):
         """x [B, N, D]; taken [B, N, 1]; target [B, N]; mask [B, N] or None (every row live). One step on
         sum((Q(u_t) - G_t)^2 over live rows) / count; returns q [B, N, A], the loss, the pre-clip norm."""
-        layers = self.layers
+        w, g = self.p, self.g
         acts = [x.reshape(-1, x.shape[-1])]                                   # [B*N, D]: what each layer reads
-        for i, layer in enumerate(layers):
-            out = torch.addmm(layer.bias, acts[-1], layer.weight.t())         # F.linear on [B, N, D]
-            acts.append(torch.relu(out) if i < len(layers) - 1 else out)
+        for i in range(self.n_layers):
+            out = torch.addmm(w[2 * i + 1], acts[-1], w[2 * i].t())            # F.linear on [B, N, D]
+            acts.append(torch.relu(out) if i < self.n_layers - 1 else out)
         q = acts[-1].view(*x.shape[:-1], -1)                                  # [B, N, A]
         err = q.gather(-1, taken).squeeze(-1) - target
         if mask is not None:
@@ -134,29 +147,49 @@ class _CriticByHand:
         # multiplies by the mask again: a no-op, err is already +-0 where the mask is 0)
         d_err = (err * 2.0) * (torch.ones(()) / count)
         d = torch.zeros_like(q).scatter_add_(-1, taken, d_err.unsqueeze(-1)).view(acts[-1].shape)
-        grads = []
-        for i in reversed(range(len(layers))):
-            grads[:0] = [torch.mm(d.t(), acts[i]), d.sum(0)]                  # weight [out, in], bias [out]
+        for i in reversed(range(self.n_layers)):
+            torch.mm(d.t(), acts[i], out=g[2 * i])                            # weight [out, in]
+            torch.sum(d, 0, out=g[2 * i + 1])                                 # bias [out]
             if i:
-                d = torch.ops.aten.threshold_backward(torch.mm(d, layers[i].weight), acts[i], 0)
+                d = torch.ops.aten.threshold_backward(torch.mm(d, w[2 * i]), acts[i], 0)
         # clip_grad_norm_: the norm of the per-tensor norms; every gradient scaled by min(1, clip / norm)
-        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
-        torch._foreach_mul_(grads, torch.clamp(self.clip / (total + 1e-6), max=1.0))
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(g, 2.0)), 2.0)
+        self.flat_g.mul_(torch.clamp(self.clip / (total + 1e-6), max=1.0))
         # RMSprop (no momentum, not centred): v <- alpha v + (1 - alpha) g^2; p <- p - lr g / (sqrt(v) + eps)
-        torch._foreach_add_(self.steps, self.one, alpha=1.0)
-        torch._foreach_mul_(self.square_avgs, self.alpha)
-        torch._foreach_addcmul_(self.square_avgs, grads, grads, value=1 - self.alpha)
-        avg = torch._foreach_sqrt(self.square_avgs)
-        torch._foreach_add_(avg, self.eps)
-        torch._foreach_addcdiv_(self.params, grads, avg, value=-self.lr)
-        self.grads = grads
+        self.flat_v.mul_(self.alpha).addcmul_(self.flat_g, self.flat_g, value=1 - self.alpha)
+        self.flat_p.addcdiv_(self.flat_g, self.flat_v.sqrt().add_(self.eps), value=-self.lr)
+        self.pending += 1
+        self.stepped = True
         return q, loss, float(total)
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Write the working copies back: parameters, RMSprop's averages and step counts."""
+        if not self.pending:
+            return
+        torch._foreach_copy_(self.params, self.p)
+        torch._foreach_copy_(self.square_avgs, self.v)
+        n, self.pending = self.pending, 0
+        if all(float(s) + n <= 2 ** 24 for s in self.steps):   # float32 counts: adding n is adding 1.0 n times
+            torch._foreach_add_(self.steps, float(n))
+        else:
+            for _ in range(n):
+                torch._foreach_add_(self.steps, 1.0)
 
     def leave_gradients(self, optimiser) -> None:
         """As autograd's steps leave them: ``.grad`` holds the last step's clipped gradients."""
         optimiser.zero_grad(set_to_none=True)
-        for p, g in zip(self.params, self.grads):
-            p.grad = g
+        for p, g in zip(self.params, self.g):
+            p.grad = g.clone()
+
+
+def _views(flat: torch.Tensor, like: list) -> list:
+    """``flat`` cut into tensors shaped as ``like``'s, in order (views, sharing its memory)."""
+    out, at = [], 0
+    for t in like:
+        out.append(flat[at:at + t.numel()].view(t.shape))
+        at += t.numel()
+    return out
 
 
 # ---- the learner ------------------------------------------------------------------------------
@@ -303,9 +336,12 @@ class COMALearner(Learner):
             losses.append(loss.detach())
             self.critic_steps += 1
             if self.critic_steps - self.last_target_step >= c.target_update_interval:
+                if by_hand is not None:
+                    by_hand.sync()
                 hard_update(self.target_critic, self.critic)
                 self.last_target_step = self.critic_steps
-        if by_hand is not None and by_hand.grads is not None:
+        if by_hand is not None and by_hand.stepped:
+            by_hand.sync()
             by_hand.leave_gradients(self.critic_optimiser)
         n = max(len(losses), 1)
         m = mask.unsqueeze(-1).expand_as(targets)
