@@ -5,6 +5,7 @@
     python benchmarks/learn_throughput.py --baseline /work/wt/baseline --windows 10   # longer
     python benchmarks/learn_throughput.py --no-baseline --algos qmix --modes solo
     python benchmarks/learn_throughput.py --fused-gru             # this checkout with --fused-gru's unroll
+    python benchmarks/learn_throughput.py --interleave --windows 8 --window 30000   # drift-robust ratios
 
 Each measurement is one job the way the harness runs it (``ccoma/run_config.py`` BUDGETS): a 2s3z
 ``SimEnv`` of ``n_envs`` = 32 environments, compiled when the budget says so, the learner's default
@@ -18,6 +19,13 @@ The code under test is chosen with PYTHONPATH: each job is a subprocess of this 
 ``--child`` with PYTHONPATH set to this checkout or to ``--baseline`` (a git worktree of the commit
 to compare with), so both are measured in the same run on the same machine and their ratio means
 something even on a busy machine.
+
+``--interleave`` takes turns instead: every job of both codes starts at once and they run in
+alternation, this checkout's warm-up, then the baseline's, then window by window in rounds (this,
+base; base, this; ...), the group not running waiting idle (blocked on a file, no CPU). Each round's
+two windows are minutes apart at most, so the machine's drift (tens of percent within minutes on some
+VMs) largely cancels in the round's ratio; the median of the per-round ratios is reported beside the
+ratio of the median rates. It needs memory for all jobs at once (a paper-budget QMIX job: ~2.1 GB).
 """
 from __future__ import annotations
 
@@ -58,6 +66,20 @@ def _barrier(path: str | None, n: int, me: int) -> None:
         time.sleep(0.05)
 
 
+def _await_turn(path: str | None, phase: str, group: str) -> None:
+    """``--interleave``: block until the driver gives ``group`` the ``phase`` (a file appears)."""
+    if not path:
+        return
+    go = Path(path, f"go.{phase}.{group}")
+    while not go.exists():
+        time.sleep(0.02)
+
+
+def _turn_done(path: str | None, phase: str, job: int) -> None:
+    if path:
+        Path(path, f"done.{phase}.{job}").touch()
+
+
 def child(args) -> None:
     import resource
 
@@ -77,6 +99,8 @@ def child(args) -> None:
     budget = HARNESS[args.budget]
     compile_ = budget.compile if args.compile is None else bool(args.compile)
     torch.manual_seed(args.seed)
+    turns, group = args.turns or None, args.group
+    _await_turn(turns, "warm", group)
     t0 = time.perf_counter()
     env = SimEnv.from_map(args.map, n_envs=budget.n_envs, seed=args.seed, compile=compile_)
     learner = registry.make(args.algo, env.get_env_info(), "cpu")
@@ -92,17 +116,20 @@ def child(args) -> None:
     rollout = Rollout(env, learner, buf)
     rollout.run(args.warmup)
     warm_s = time.perf_counter() - t0
+    _turn_done(turns, "warm", args.job)
     _barrier(args.barrier, args.n_jobs, args.job)
     rates, cpu_rates = [], []
-    for _ in range(args.windows):
+    for w in range(args.windows):
+        _await_turn(turns, f"w{w}", group)
         start_t, start, cpu = rollout.t_env, time.perf_counter(), time.process_time()
         rollout.run(args.window)
         rates.append((rollout.t_env - start_t) / (time.perf_counter() - start))
         cpu_rates.append((rollout.t_env - start_t) / (time.process_time() - cpu))
+        _turn_done(turns, f"w{w}", args.job)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"rate": statistics.median(rates), "rates": rates, "cpu_rate": statistics.median(cpu_rates), "warm_s": warm_s, "peak_rss": peak,
-                      "updates": learner.train_steps, "compile": compile_, "buffer_size": size,
-                      "replay": _replay_bytes(buf)}))
+    print(json.dumps({"rate": statistics.median(rates), "rates": rates, "cpu_rate": statistics.median(cpu_rates),
+                      "warm_s": warm_s, "peak_rss": peak, "updates": learner.train_steps, "compile": compile_,
+                      "buffer_size": size, "replay": _replay_bytes(buf)}))
 
 
 # ------------------------------------------------------------------------------------ driver
@@ -110,13 +137,7 @@ def run_jobs(code: Path, algo: str, budget: str, n_jobs: int, args) -> list[dict
     """Run ``n_jobs`` identical jobs side by side on ``code``; their JSON results."""
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as barrier:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--algo", algo, "--budget", budget,
-               "--map", args.map, "--warmup", str(args.warmup), "--window", str(args.window),
-               "--windows", str(args.windows), "--n-jobs", str(n_jobs), "--barrier", barrier]
-        if args.compile is not None:
-            cmd += ["--compile", str(int(args.compile))]
-        if args.fused_gru and code == ROOT:      # the baseline has no fused unroll
-            cmd += ["--fused-gru"]
+        cmd = _child_cmd(algo, budget, n_jobs, args, code) + ["--barrier", barrier]
         procs = [subprocess.Popen(cmd + ["--job", str(i), "--seed", str(i)], env=env, cwd=str(code),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for i in range(n_jobs)]
@@ -127,6 +148,67 @@ def run_jobs(code: Path, algo: str, budget: str, n_jobs: int, args) -> list[dict
                 raise SystemExit(f"job on {code} ({algo}, {budget}) failed:\n{stderr[-2000:]}")
             out.append(json.loads(stdout.strip().splitlines()[-1]))
         return out
+
+
+def _child_cmd(algo: str, budget: str, n_jobs: int, args, code: Path) -> list[str]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--algo", algo, "--budget", budget,
+           "--map", args.map, "--warmup", str(args.warmup), "--window", str(args.window),
+           "--windows", str(args.windows), "--n-jobs", str(n_jobs)]
+    if args.compile is not None:
+        cmd += ["--compile", str(int(args.compile))]
+    if args.fused_gru and code == ROOT:      # the baseline has no fused unroll
+        cmd += ["--fused-gru"]
+    return cmd
+
+
+def run_interleaved(codes: dict, algo: str, budget: str, n_jobs: int, args) -> tuple[dict, list]:
+    """``--interleave``: ``n_jobs`` jobs per code, all started at once, running by turns (warm-ups one
+    code after the other, then each round's windows, the order alternating round by round). Returns
+    the JSON results per code and the per-round ratios of this checkout's mean rate to the baseline's."""
+    names = list(codes)
+    with tempfile.TemporaryDirectory() as turns:
+        procs = {}
+        for gi, (name, code) in enumerate(codes.items()):
+            env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
+            cmd = _child_cmd(algo, budget, n_jobs, args, code) + ["--turns", turns, "--group", f"g{gi}"]
+            procs[name] = [(gi * n_jobs + i, subprocess.Popen(
+                cmd + ["--job", str(gi * n_jobs + i), "--seed", str(i)], env=env, cwd=str(code),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) for i in range(n_jobs)]
+
+        def turn(phase: str, gi: int) -> None:
+            Path(turns, f"go.{phase}.g{gi}").touch()
+            jobs = procs[names[gi]]
+            while not all(Path(turns, f"done.{phase}.{j}").exists() for j, _ in jobs):
+                for _, proc in jobs:
+                    if proc.poll() is not None and proc.returncode != 0:
+                        raise SystemExit(f"job on {codes[names[gi]]} ({algo}, {budget}) failed:\n"
+                                         f"{proc.stderr.read()[-2000:]}")
+                time.sleep(0.05)
+
+        for gi in range(len(names)):
+            turn("warm", gi)
+        for w in range(args.windows):
+            order = range(len(names)) if w % 2 == 0 else reversed(range(len(names)))
+            for gi in order:
+                turn(f"w{w}", gi)
+        res = {}
+        for name, jobs in procs.items():
+            res[name] = []
+            for _, proc in jobs:
+                stdout, stderr = proc.communicate()
+                if proc.returncode != 0:
+                    raise SystemExit(f"job on {codes[name]} ({algo}, {budget}) failed:\n{stderr[-2000:]}")
+                res[name].append(json.loads(stdout.strip().splitlines()[-1]))
+    rounds = []
+    if len(names) > 1:
+        for w in range(args.windows):
+            this, base = (statistics.mean(r["rates"][w] for r in res[k]) for k in (names[0], names[-1]))
+            rounds.append(this / base)
+    return res, rounds
+
+
+def _mean_warm(results: list[dict]) -> float:
+    return statistics.mean(r["warm_s"] for r in results)
 
 
 def _fmt_rate(x: float) -> str:
@@ -148,6 +230,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="", help="also write the results as JSON here")
     p.add_argument("--fused-gru", action="store_true", help="this checkout's jobs unroll the GRU with the fused C "
                    "loop (RunConfig.fused_gru); the baseline's run as they always did")
+    p.add_argument("--interleave", action="store_true", help="run this checkout's and the baseline's jobs by turns "
+                   "(warm-ups, then window by window in alternating order) and report per-round ratios")
     # child mode (internal)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--algo", help=argparse.SUPPRESS)
@@ -156,6 +240,8 @@ def main(argv=None) -> int:
     p.add_argument("--job", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--n-jobs", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--barrier", default="", help=argparse.SUPPRESS)
+    p.add_argument("--turns", default="", help=argparse.SUPPRESS)
+    p.add_argument("--group", default="g0", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         child(args)
@@ -175,8 +261,12 @@ def main(argv=None) -> int:
         codes[f"base {commit}"] = base
     modes = {"solo": 1, "pair": 2}
     rows = []
+    if args.interleave and args.no_baseline:
+        p.error("--interleave needs a baseline to take turns with")
     print(f"map {args.map}, warm-up {args.warmup} steps, {args.windows} x {args.window}-step windows, 1 thread per job"
-          + (", this checkout with --fused-gru" if args.fused_gru else ""))
+          + (", this checkout with --fused-gru" if args.fused_gru else "")
+          + (", the two codes by turns (ratio: of median rates; rounds: median [min-max] of per-round ratios)"
+             if args.interleave else ""))
     print("rates: env steps per wall-clock second (per job) | per CPU-second of the job's process")
     print("replay MB: as stored (float fields as float32 / as float16)")
     print(f"{'algo':5} {'budget':6} {'mode':5} " + " ".join(f"{k:>16}" for k in codes)
@@ -185,7 +275,10 @@ def main(argv=None) -> int:
     for budget in args.budgets.split(","):
         for algo in args.algos.split(","):
             for mode in args.modes.split(","):
-                res = {k: run_jobs(code, algo, budget, modes[mode], args) for k, code in codes.items()}
+                if args.interleave:
+                    res, rounds = run_interleaved(codes, algo, budget, modes[mode], args)
+                else:
+                    res, rounds = {k: run_jobs(code, algo, budget, modes[mode], args) for k, code in codes.items()}, []
                 rate = {k: statistics.mean(r["rate"] for r in rs) for k, rs in res.items()}
                 cpu = {k: statistics.mean(r["cpu_rate"] for r in rs) for k, rs in res.items()}
                 base = list(codes)[-1]
@@ -195,10 +288,13 @@ def main(argv=None) -> int:
                 print(f"{algo:5} {budget:6} {mode:5} " + " ".join(f"{_fmt_rate(rate[k]):>16}" for k in codes)
                       + f" {ratio:>5.2f}x " + " ".join(f"{_fmt_rate(cpu[k]):>9}" for k in codes)
                       + f" {cpu_ratio:>5.2f}x {max(r['peak_rss'] for r in res['this']) / 2**20:>8.0f}"
-                      + f" {rep['bytes'] / 2**20:>6.0f} ({rep['bytes_f32'] / 2**20:.0f}/{rep['bytes_f16'] / 2**20:.0f})",
+                      + f" {rep['bytes'] / 2**20:>6.0f} ({rep['bytes_f32'] / 2**20:.0f}/{rep['bytes_f16'] / 2**20:.0f})"
+                      + (f"  rounds {statistics.median(rounds):.2f}x [{min(rounds):.2f}-{max(rounds):.2f}]"
+                         f" warm-up {_mean_warm(res[base]) / _mean_warm(res['this']):.2f}x" if rounds else ""),
                       flush=True)
                 rows.append({"algo": algo, "budget": budget, "mode": mode, "results": res,
-                             "ratio": ratio, "cpu_ratio": cpu_ratio})
+                             "ratio": ratio, "cpu_ratio": cpu_ratio, "round_ratios": rounds,
+                             "interleaved": bool(args.interleave)})
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     return 0
