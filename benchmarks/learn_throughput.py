@@ -99,7 +99,7 @@ def child(args) -> None:
     budget = HARNESS[args.budget]
     compile_ = budget.compile if args.compile is None else bool(args.compile)
     torch.manual_seed(args.seed)
-    turns, group = args.turns or None, args.group
+    turns, group = args.turns, args.group
     _await_turn(turns, "warm", group)
     t0 = time.perf_counter()
     env = SimEnv.from_map(args.map, n_envs=budget.n_envs, seed=args.seed, compile=compile_)
@@ -135,19 +135,32 @@ def child(args) -> None:
 # ------------------------------------------------------------------------------------ driver
 def run_jobs(code: Path, algo: str, budget: str, n_jobs: int, args) -> list[dict]:
     """Run ``n_jobs`` identical jobs side by side on ``code``; their JSON results."""
-    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as barrier:
         cmd = _child_cmd(algo, budget, n_jobs, args, code) + ["--barrier", barrier]
-        procs = [subprocess.Popen(cmd + ["--job", str(i), "--seed", str(i)], env=env, cwd=str(code),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for i in range(n_jobs)]
-        out = []
-        for p in procs:
-            stdout, stderr = p.communicate()
-            if p.returncode != 0:
-                raise SystemExit(f"job on {code} ({algo}, {budget}) failed:\n{stderr[-2000:]}")
-            out.append(json.loads(stdout.strip().splitlines()[-1]))
-        return out
+        procs = [_spawn(code, cmd, i, i, barrier) for i in range(n_jobs)]
+        return [_result(proc, code, algo, budget) for proc in procs]
+
+
+def _spawn(code: Path, cmd: list[str], job: int, seed: int, tmp: str) -> subprocess.Popen:
+    """One job on ``code``. Its stderr goes to a file in ``tmp``, not a pipe: a job left waiting for its
+    turn must not block on a full pipe that nobody reads until the end. Its stdout is one JSON line."""
+    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
+    with open(Path(tmp, f"stderr.{job}"), "w") as err:
+        proc = subprocess.Popen(cmd + ["--job", str(job), "--seed", str(seed)], env=env, cwd=str(code),
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+    proc.stderr_path = Path(tmp, f"stderr.{job}")
+    return proc
+
+
+def _failed(proc: subprocess.Popen, code: Path, algo: str, budget: str) -> SystemExit:
+    return SystemExit(f"job on {code} ({algo}, {budget}) failed:\n{proc.stderr_path.read_text()[-2000:]}")
+
+
+def _result(proc: subprocess.Popen, code: Path, algo: str, budget: str) -> dict:
+    stdout = proc.communicate()[0]
+    if proc.returncode != 0:
+        raise _failed(proc, code, algo, budget)
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def _child_cmd(algo: str, budget: str, n_jobs: int, args, code: Path) -> list[str]:
@@ -169,11 +182,8 @@ def run_interleaved(codes: dict, algo: str, budget: str, n_jobs: int, args) -> t
     with tempfile.TemporaryDirectory() as turns:
         procs = {}
         for gi, (name, code) in enumerate(codes.items()):
-            env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
             cmd = _child_cmd(algo, budget, n_jobs, args, code) + ["--turns", turns, "--group", f"g{gi}"]
-            procs[name] = [(gi * n_jobs + i, subprocess.Popen(
-                cmd + ["--job", str(gi * n_jobs + i), "--seed", str(i)], env=env, cwd=str(code),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) for i in range(n_jobs)]
+            procs[name] = [(gi * n_jobs + i, _spawn(code, cmd, gi * n_jobs + i, i, turns)) for i in range(n_jobs)]
 
         def turn(phase: str, gi: int) -> None:
             Path(turns, f"go.{phase}.g{gi}").touch()
@@ -181,24 +191,24 @@ def run_interleaved(codes: dict, algo: str, budget: str, n_jobs: int, args) -> t
             while not all(Path(turns, f"done.{phase}.{j}").exists() for j, _ in jobs):
                 for _, proc in jobs:
                     if proc.poll() is not None and proc.returncode != 0:
-                        raise SystemExit(f"job on {codes[names[gi]]} ({algo}, {budget}) failed:\n"
-                                         f"{proc.stderr.read()[-2000:]}")
+                        raise _failed(proc, codes[names[gi]], algo, budget)
                 time.sleep(0.05)
 
-        for gi in range(len(names)):
-            turn("warm", gi)
-        for w in range(args.windows):
-            order = range(len(names)) if w % 2 == 0 else reversed(range(len(names)))
-            for gi in order:
-                turn(f"w{w}", gi)
-        res = {}
-        for name, jobs in procs.items():
-            res[name] = []
-            for _, proc in jobs:
-                stdout, stderr = proc.communicate()
-                if proc.returncode != 0:
-                    raise SystemExit(f"job on {codes[name]} ({algo}, {budget}) failed:\n{stderr[-2000:]}")
-                res[name].append(json.loads(stdout.strip().splitlines()[-1]))
+        try:
+            for gi in range(len(names)):
+                turn("warm", gi)
+            for w in range(args.windows):
+                order = range(len(names)) if w % 2 == 0 else reversed(range(len(names)))
+                for gi in order:
+                    turn(f"w{w}", gi)
+            res = {name: [_result(proc, codes[name], algo, budget) for _, proc in jobs]
+                   for name, jobs in procs.items()}
+        finally:        # one job failed: the others would wait for their turn for ever
+            for jobs in procs.values():
+                for _, proc in jobs:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
     rounds = []
     if len(names) > 1:
         for w in range(args.windows):
