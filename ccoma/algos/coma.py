@@ -20,6 +20,7 @@ import dataclasses
 
 import torch
 
+from ccoma.algos import fused_critic
 from ccoma.algos.base import (Learner, LearnerConfig, frozen_copy, hard_update, linear_schedule, optimise, rmsprop,
                               trainable)
 from ccoma.algos.networks import (Critic, RNNAgent, agent_input_dim, agent_inputs, masked_argmax, one_hot,
@@ -315,6 +316,8 @@ class COMALearner(Learner):
         losses, norms = [], []
         n_steps = max(sum(1 for n in counts if n > 0), 1)  # critic steps this update: the anchor is shared by them
         by_hand = self._critic_by_hand(head_only)
+        if by_hand is not None and fused_critic.runs_fused(by_time):
+            return self._walk_fused(by_hand, by_time, taken_idx, tgt, m_all, counts, targets, mask)
         for t in reversed(range(steps)):
             if counts[t] == 0.0:
                 continue
@@ -348,6 +351,40 @@ class COMALearner(Learner):
         return q_vals, {"critic_loss": float(torch.stack(losses).double().sum()) / n if losses else 0.0,
                         "critic_grad_norm": sum(norms) / n,
                         "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
+
+    def _walk_fused(self, by_hand, by_time, taken_idx, tgt, m_all, counts, targets, mask):
+        """:meth:`_train_critic`'s walk in C (:mod:`ccoma.algos.fused_critic`, opt-in with the fused GRU):
+        the same steps in the same order, in runs that end where the target critic is copied."""
+        c = self.config
+        steps, b, n = tgt.shape
+        rows = b * n
+        x = by_time.view(steps, rows, -1)
+        taken = taken_idx.view(steps, rows)
+        q = torch.zeros(steps, rows, self.n_actions)
+        loss, norm = torch.zeros(steps), torch.zeros(steps)
+        live = [t for t in reversed(range(steps)) if counts[t] > 0]
+        args = (x, taken, tgt.view(steps, rows), m_all.reshape(steps, rows).contiguous(),
+                torch.tensor(counts, dtype=torch.float32))
+        at = 0
+        while at < len(live):
+            room = max(c.target_update_interval - (self.critic_steps - self.last_target_step), 1)
+            run = live[at:at + room]
+            fused_critic.walk(by_hand, run, *args, q, loss, norm)
+            at += len(run)
+            self.critic_steps += len(run)
+            if self.critic_steps - self.last_target_step >= c.target_update_interval:
+                by_hand.sync()
+                hard_update(self.target_critic, self.critic)
+                self.last_target_step = self.critic_steps
+        if by_hand.stepped:
+            by_hand.sync()
+            by_hand.leave_gradients(self.critic_optimiser)
+        n_live = max(len(live), 1)
+        m = mask.unsqueeze(-1).expand_as(targets)
+        return q.view(steps, b, n, -1).transpose(0, 1), {
+            "critic_loss": float(loss[live].double().sum()) / n_live if live else 0.0,
+            "critic_grad_norm": float(norm[live].double().sum()) / n_live if live else 0.0,
+            "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
 
     def _critic_by_hand(self, head_only: bool):
         """The critic's steps by hand (:class:`_CriticByHand`) on fc1-fc3, or fc3 alone on the frozen

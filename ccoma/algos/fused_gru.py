@@ -88,27 +88,28 @@ def c_compiler() -> tuple[str, str | None]:
     return cc, shutil.which(cc)
 
 
-def _build() -> Path:
-    """Compile ``_gru.c`` for this CPU unless the cache already holds it; returns the library. The
-    cache key is the source, the flags and this CPU's features (a library built with -march=native
-    runs only where those exist); a cached build needs no compiler, and the self-check vets it."""
+def _build(source: Path = _SRC, stem: str = "gru") -> Path:
+    """Compile ``source`` (``_gru.c``; ``_critic.c`` for :mod:`ccoma.algos.fused_critic`) for this CPU
+    unless the cache already holds it; returns the library. The cache key is the source, the flags and
+    this CPU's features (a library built with -march=native runs only where those exist); a cached
+    build needs no compiler, and the self-check vets it."""
     import platform
 
-    src = _SRC.read_bytes()
+    src = source.read_bytes()
     key = hashlib.sha256(b"\0".join([src, " ".join(_FLAGS).encode(), _cpu_flags().encode(),
                                      f"{sys.platform}-{platform.machine()}".encode()])).hexdigest()[:16]
     folder = cache_dir()
-    so = folder / f"gru-{key}.so"
+    so = folder / f"{stem}-{key}.so"
     if so.is_file():
         return so
     cc, found = c_compiler()
     if found is None:
         raise RuntimeError(f"no C compiler ({cc}) on PATH")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".gru-", suffix=".so", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}-", suffix=".so", dir=folder)
     os.close(fd)
     try:
-        out = subprocess.run([cc, *_FLAGS, "-o", tmp, str(_SRC)], capture_output=True, text=True, timeout=300)
+        out = subprocess.run([cc, *_FLAGS, "-o", tmp, str(source)], capture_output=True, text=True, timeout=300)
         if out.returncode != 0:
             last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
             raise RuntimeError(f"{cc} failed: {last[0]}")

@@ -55,12 +55,26 @@ def test_vdn_settles_on_7():
     assert torch.allclose(table[0, 0] + table[1, 1], table[0, 1] + table[1, 0], atol=1e-4)
 
 
-@pytest.mark.parametrize("algo", ["iql", "coma", "mfq"])
-def test_other_methods_learn_something_on_the_two_step_game(algo):
-    """Not the paper's check: every method must at least beat random play (expected return 5.25)."""
+@pytest.mark.parametrize("algo", ["iql", "coma", "coma-fused", "mfq"])
+def test_other_methods_learn_something_on_the_two_step_game(algo, monkeypatch):
+    """Not the paper's check: every method must at least beat random play (expected return 5.25).
+    coma-fused: COMA with ``--fused-gru``, whose critic walk then runs in C (and must run there)."""
+    from ccoma.algos import fused_critic, fused_gru
+
+    fused = algo.endswith("-fused")
+    if fused and fused_gru.c_compiler()[1] is None:
+        pytest.skip("no C compiler")
+    if fused:
+        with fused_gru.use_fused(True):
+            assert fused_critic.status() == "fused C walk"   # loaded (its self-check walks) before counting
+    walks = []
+    real_walk = fused_critic.walk
+    monkeypatch.setattr(fused_critic, "walk", lambda *a: walks.append(1) or real_walk(*a))
     torch.manual_seed(0)
     env = TwoStepGame(n_envs=16)
-    learner = registry.make(algo, env.get_env_info(), "cpu", {"episodes_per_update": 4})
+    learner = registry.make(algo.removesuffix("-fused"), env.get_env_info(), "cpu", {"episodes_per_update": 4})
     buf = EpisodeBuffer(learner.scheme(), 2, 2, 5000)
-    Rollout(env, learner, buf).run(4_000)
+    with fused_gru.use_fused(fused):
+        Rollout(env, learner, buf).run(4_000)
+    assert bool(walks) == fused
     assert greedy_return(learner).mean() >= 7.0
