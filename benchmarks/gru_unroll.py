@@ -21,7 +21,9 @@ learners called as if they had no slot counts, QMIX's mixer on every slot: every
 before session 27), against the fused unroll as the learners call it, alternating the same way.
 
 ``--critic`` adds, for COMA, its critic's steps through autograd (``critic_by_hand = False``, as
-before session 28) against the steps by hand (the default), with torch.gru, alternating the same way.
+before session 28) against the steps by hand (the default), with torch.gru, alternating the same way;
+and, with the fused unroll on in both arms, the by-hand steps one call each against the critic's walk
+in C (``ccoma.algos.fused_critic``, what ``--fused-gru`` runs since session 31).
 """
 from __future__ import annotations
 
@@ -116,6 +118,21 @@ def _critic_by_hand(learner, on: bool):
         learner.critic_by_hand = before
 
 
+@contextlib.contextmanager
+def _critic_walk_in_c(on: bool):
+    """The fused unroll on; COMA's critic walk in C (``on``) or its by-hand steps one call each."""
+    from ccoma.algos import fused_critic, fused_gru
+
+    real = fused_critic.runs_fused
+    if not on:
+        fused_critic.runs_fused = lambda x: False
+    try:
+        with fused_gru.use_fused(True):
+            yield
+    finally:
+        fused_critic.runs_fused = real
+
+
 def update(algo: str, reps: int, collect: int, padding: bool = False, critic: bool = False) -> dict:
     import torch
 
@@ -149,6 +166,8 @@ def update(algo: str, reps: int, collect: int, padding: bool = False, critic: bo
         with fused_gru.use_fused(False):
             out["critic"] = _alternate(step, reps, {"autograd": lambda: _critic_by_hand(learner, False),
                                                     "by_hand": lambda: _critic_by_hand(learner, True)})
+        out["critic_walk"] = _alternate(step, reps, {"by_hand": lambda: _critic_walk_in_c(False),
+                                                     "c_walk": lambda: _critic_walk_in_c(True)})
     return out
 
 
@@ -197,6 +216,10 @@ def main(argv=None) -> int:
             a, b = r["critic"]["autograd"], r["critic"]["by_hand"]
             print(f"{'  critic autograd / by hand':28} autograd  {a['min_ms']:7.1f} / {a['median_ms']:7.1f} ms   "
                   f"by hand {b['min_ms']:7.1f} / {b['median_ms']:7.1f} ms   {r['critic']['ratio']:.2f}x", flush=True)
+            a, b = r["critic_walk"]["by_hand"], r["critic_walk"]["c_walk"]
+            print(f"{'  fused: by hand / C walk':28} by hand   {a['min_ms']:7.1f} / {a['median_ms']:7.1f} ms   "
+                  f"C walk  {b['min_ms']:7.1f} / {b['median_ms']:7.1f} ms   {r['critic_walk']['ratio']:.2f}x",
+                  flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
     return 0

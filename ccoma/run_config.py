@@ -111,8 +111,11 @@ class RunConfig:
                           "mixer) only on the slots each episode of a batch fills (its padding is skipped): "
                           "QMIX/VDN updates ~2.2-2.6x faster on one CPU thread (docs/throughput.md). The same "
                           "layer, but exp/tanh and the gradient sums round differently (~1e-7), so a seed's results "
-                          "differ from the default's as noise, not bias. Needs a C compiler (built once into "
-                          "ccoma's cache); without one it runs torch.gru and says so.", False)
+                          "differ from the default's as noise, not bias. COMA's critic then also walks its "
+                          "time steps in C (ccoma.algos.fused_critic: a run of optimiser steps per call, "
+                          "the sums and norms grouped differently from ATen's; COMA updates ~2x faster). "
+                          "Needs a C compiler (built once into ccoma's cache); without one it runs torch.gru "
+                          "and the step-by-step walk, and says so.", False)
     ray_address: str = doc("Ray cluster address for executor=ray ('' = start a local runtime).", "")
     tracking_uri: str = doc("MLflow tracking URI ('' = sqlite:///mlflow.db in the working directory).", "")
     run_dir: str = doc("Where checkpoints and run files go.", "ccoma_runs")

@@ -72,6 +72,17 @@ def _gru() -> str:
     return f"--fused-gru: not available here, it would run {status}"
 
 
+def _critic() -> str:
+    """Whether ``--fused-gru`` can run COMA's critic walk in C here (builds it into the cache if need be)."""
+    from ccoma.algos import fused_critic, fused_gru
+
+    with fused_gru.use_fused(True):
+        status = fused_critic.status()
+    if status.startswith("fused"):
+        return "--fused-gru: COMA's critic walk in C works here (built in ccoma's cache)"
+    return f"--fused-gru: COMA's critic walk would run {status}"
+
+
 def _cpu() -> str:
     """The CPU's instruction set as torch sees it, and the code the compiled simulator step gets for it."""
     try:
@@ -118,7 +129,7 @@ def _mlflow(tracking_uri: str | None) -> tuple[bool, str]:
               help="MLflow store or server to check (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")
 def doctor(backend, tracking_uri):
     """Check this machine: usable backends and versions, the StarCraft II game and maps (with the steps to
-    install them), the CPU, CUDA, the fused GRU unroll (--fused-gru), and the MLflow tracking store.
+    install them), the CPU, CUDA, the fused GRU unroll and COMA's critic walk in C (--fused-gru), and the MLflow tracking store.
     Exits 0 when BACKEND (default sim) works."""
     from ccoma import __version__
 
@@ -139,6 +150,7 @@ def doctor(backend, tracking_uri):
     click.echo(f"CPU     {_cpu()}")
     click.echo(f"CUDA    {_cuda()}")
     click.echo(f"GRU     {_gru()}")
+    click.echo(f"critic  {_critic()}")
     mlflow_ok, mlflow_line = _mlflow(tracking_uri)
     click.echo(f"MLflow  {'reachable' if mlflow_ok else 'UNREACHABLE'}: {mlflow_line}")
     works = sim_ok if backend == "sim" else sc2_ok

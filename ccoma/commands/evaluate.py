@@ -48,8 +48,9 @@ def common_options(fn):
                           "worker count; 2 makes QMIX/VDN updates ~1.45x faster but regroups sums)."),
         click.option("--fused-gru", "fused_gru", is_flag=True, default=None,
                      help="Unroll the agents' GRU in learner updates with ccoma's fused C loop, skipping "
-                          "each episode's padding there and in QMIX's mixer: QMIX/VDN updates ~2.2-2.6x faster "
-                          "on a CPU thread; rounds differently from torch.gru (~1e-7)."),
+                          "each episode's padding there and in QMIX's mixer, and COMA's critic walk in C: "
+                          "QMIX/VDN updates ~2.2-2.6x faster on a CPU thread, COMA's ~2x; rounds "
+                          "differently (~1e-7)."),
         BACKEND_OPTION,
     ]
     for opt in reversed(opts):

@@ -15,7 +15,7 @@ import time
 import torch
 
 from ccoma import checkpoint as ckpt
-from ccoma.algos import fused_gru
+from ccoma.algos import fused_critic, fused_gru
 from ccoma.envs.factory import backend_of
 from ccoma.job import artifacts, evaluation, strategy, summary
 from ccoma.job.envs import EnvPool
@@ -267,8 +267,11 @@ def run_job(spec: JobSpec) -> dict:
         job = Job(spec)
         try:
             if spec.fused_gru:                  # which unroll ran (a machine without a C compiler runs torch.gru)
+                tags = {"ccoma.gru_unroll": fused_gru.status()}
+                if spec.algo == "coma":         # and how COMA's critic walked (in C, or step by step)
+                    tags["ccoma.critic_walk"] = fused_critic.status()
                 for run in job.runs.values():
-                    run.set_tags({"ccoma.gru_unroll": fused_gru.status()})
+                    run.set_tags(tags)
             result = job.run()
         except KeyboardInterrupt:
             for run in job.runs.values():

@@ -34,6 +34,7 @@ def test_doctor_without_the_game(run, tmp_path):
 
     has_cc = fused_gru.c_compiler()[1] is not None
     assert ("GRU     --fused-gru: the fused C unroll works here" in res.output) == has_cc, res.output
+    assert ("critic  --fused-gru: COMA's critic walk in C works here" in res.output) == has_cc, res.output
     res = run("--backend", "sc2", sc2path=tmp_path / "nothing")
     assert res.exit_code == 1 and "backend sc2 does NOT work" in res.output
 

@@ -1,14 +1,16 @@
-"""``--fused-gru``: a job unrolls its learners' GRU with the fused C loop, records which unroll ran,
-and leaves the process's setting as it found it."""
+"""``--fused-gru``: a job unrolls its learners' GRU with the fused C loop (COMA's critic walks in C),
+records which ran, and leaves the process's setting as it found it."""
 
+import pytest
 from click.testing import CliRunner
 
 from ccoma.algos import fused_gru
 from ccoma.cli import cli
 
 
-def test_fused_gru_runs_through_evaluate_and_is_recorded(tmp_path, monkeypatch):
-    from ccoma.algos import networks
+@pytest.mark.parametrize("method", ["c-qmix", "c-coma"])
+def test_fused_gru_runs_through_evaluate_and_is_recorded(method, tmp_path, monkeypatch):
+    from ccoma.algos import fused_critic, networks
     from ccoma.tracking import Tracker
 
     monkeypatch.chdir(tmp_path)
@@ -21,7 +23,13 @@ def test_fused_gru_runs_through_evaluate_and_is_recorded(tmp_path, monkeypatch):
         return index, rows
 
     monkeypatch.setattr(networks, "episode_packing", spy)
-    res = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", "c-qmix", "--seed", "0", "--workers", "1",
+    with fused_gru.use_fused(True):
+        fused_critic.status()                  # loaded (its self-check walks) before counting
+    walks = []                                 # steps of each C critic walk
+    real_walk = fused_critic.walk
+    monkeypatch.setattr(fused_critic, "walk", lambda hand, steps, *a: walks.append(len(steps)) or
+                        real_walk(hand, steps, *a))
+    res = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", method, "--seed", "0", "--workers", "1",
                                    "--fused-gru", "--no-report"])
     assert res.exit_code == 0, res.output
     assert "1 jobs finished, 0 failed" in res.output
@@ -30,10 +38,17 @@ def test_fused_gru_runs_through_evaluate_and_is_recorded(tmp_path, monkeypatch):
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     parent = [r for r in runs if "fused_gru" in r.data.params]
     assert parent and all(r.data.params["fused_gru"] == "True" for r in parent)
-    child = [r for r in runs if r.data.tags.get("mlflow.runName", "").startswith("c-qmix")]
+    child = [r for r in runs if r.data.tags.get("mlflow.runName", "").startswith(method)]
     assert child and child[0].info.status == "FINISHED"
     expected = "fused C unroll" if fused_gru.c_compiler()[1] else "torch.gru (no C compiler"
     assert child[0].data.tags["ccoma.gru_unroll"].startswith(expected)
-    assert client.get_metric_history(child[0].info.run_id, "train/loss/loss")   # updates ran
+    loss = "train/loss/critic_loss" if method == "c-coma" else "train/loss/loss"
+    assert client.get_metric_history(child[0].info.run_id, loss)   # updates ran
     if fused_gru.c_compiler()[1]:              # the learners' updates skipped their batches' padding
         assert packed and all(run < total for run, total in packed)
+    if method == "c-coma":                     # the critic walked in C, in training and in deployment
+        expected = "fused C walk" if fused_gru.c_compiler()[1] else "step by step (no C compiler"
+        assert child[0].data.tags["ccoma.critic_walk"].startswith(expected)
+        assert bool(walks) == bool(fused_gru.c_compiler()[1])
+    else:
+        assert "ccoma.critic_walk" not in child[0].data.tags and not walks
