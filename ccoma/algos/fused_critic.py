@@ -16,15 +16,12 @@ self-check) the walk runs step by step as before, and :func:`status` says why.
 from __future__ import annotations
 
 import ctypes
-import logging
 import threading
 from pathlib import Path
 
 import torch
 
 from ccoma.algos import fused_gru
-
-log = logging.getLogger(__name__)
 
 _SRC = Path(__file__).with_name("_critic.c")
 _lock = threading.Lock()
@@ -38,24 +35,7 @@ def _bind(lib: ctypes.CDLL) -> None:
 
 
 def _load() -> ctypes.CDLL | None:
-    if _state["tried"]:
-        return _state["lib"]
-    with _lock:
-        if _state["tried"]:
-            return _state["lib"]
-        try:
-            _state["gemm"] = fused_gru._torch_sgemm()
-            lib = ctypes.CDLL(str(fused_gru._build(_SRC, "critic")))
-            _bind(lib)
-            _state["lib"] = lib
-            _self_check()
-            _state["why"] = "fused C walk"
-        except Exception as exc:  # noqa: BLE001 - any failure means the step-by-step walk, said once
-            _state["lib"] = None
-            _state["why"] = f"step by step ({exc})"
-            log.info("ccoma: COMA's critic walk runs step by step: %s", exc)
-        _state["tried"] = True
-    return _state["lib"]
+    return fused_gru.load_library(_state, _lock, _SRC, "critic", _bind, _self_check, "fused C walk", "step by step")
 
 
 def status() -> str:
@@ -108,7 +88,13 @@ def walk(hand, steps: list, x: torch.Tensor, taken: torch.Tensor, target: torch.
 def _self_check() -> None:
     """A small critic (3 layers and the output layer alone), a few masked and unmasked steps both ways:
     Q values, losses, norms, parameters and running averages must agree with :class:`_CriticByHand`
-    (a wrong BLAS integer width or a miscompiled library fails here, not in training)."""
+    (a wrong BLAS integer width or a miscompiled library fails here, not in training). The caller's
+    random stream is left as it was (a first use can fall between a seed and the draws it fixes)."""
+    with torch.random.fork_rng(devices=[]):
+        _check_against_by_hand()
+
+
+def _check_against_by_hand() -> None:
     from ccoma.algos.coma import _CriticByHand
 
     g = torch.Generator().manual_seed(0)

@@ -157,25 +157,34 @@ def _check_against_torch() -> None:
             raise RuntimeError(f"self-check failed (max difference {float((a - b).abs().max()):.2e})")
 
 
-def _load() -> ctypes.CDLL | None:
-    if _state["tried"]:
-        return _state["lib"]
-    with _lock:
-        if _state["tried"]:
-            return _state["lib"]
+def load_library(state: dict, lock, source: Path, stem: str, bind, check, ok: str, fallback: str):
+    """Build (or find cached), bind and self-check one of ccoma's C libraries, once per process.
+
+    ``state`` holds ``tried``, ``lib``, ``gemm`` (torch's ``sgemm_``) and ``why``: ``ok`` when it
+    loaded, else ``"<fallback> (<the reason>)"``, logged once; ``lib`` is then None and the caller
+    runs its torch path. Returns the library or None."""
+    if state["tried"]:
+        return state["lib"]
+    with lock:
+        if state["tried"]:
+            return state["lib"]
         try:
-            _state["gemm"] = _torch_sgemm()
-            lib = ctypes.CDLL(str(_build()))
-            _bind(lib)
-            _state["lib"] = lib
-            _self_check()
-            _state["why"] = "fused C unroll"
-        except Exception as exc:  # noqa: BLE001 - any failure means torch.gru, said once
-            _state["lib"] = None
-            _state["why"] = f"torch.gru ({exc})"
-            log.info("ccoma: the learners' GRU unroll runs torch.gru: %s", exc)
-        _state["tried"] = True
-    return _state["lib"]
+            state["gemm"] = _torch_sgemm()
+            lib = ctypes.CDLL(str(_build(source, stem)))
+            bind(lib)
+            state["lib"] = lib
+            check()
+            state["why"] = ok
+        except Exception as exc:  # noqa: BLE001 - any failure means the torch path, said once
+            state["lib"] = None
+            state["why"] = f"{fallback} ({exc})"
+            log.info("ccoma: the %s C library did not load, so %s runs: %s", stem, fallback, exc)
+        state["tried"] = True
+    return state["lib"]
+
+
+def _load() -> ctypes.CDLL | None:
+    return load_library(_state, _lock, _SRC, "gru", _bind, _self_check, "fused C unroll", "torch.gru")
 
 
 def status() -> str:

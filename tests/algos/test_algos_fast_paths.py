@@ -96,6 +96,22 @@ def _coma_batch(b=4, t=7):
             "filled": (torch.arange(t)[None] < torch.tensor([6, 4, 5, 2])[:, None]).float()}
 
 
+def coma_stage_updates(learner, first, rest, stage: str) -> list:
+    """One update on ``first`` in training, then (``continual``: the continual head, fc3 on the frozen
+    trunk; ``anchored``: that and an L2 anchor on the critic) one update on each of ``rest``; their infos."""
+    from ccoma.continual import anchors
+    from ccoma.continual.trainable import apply_trainable
+    from ccoma.run_config import ContinualConfig
+
+    infos = [learner.train_step(first, 0)]
+    if stage != "train":
+        apply_trainable(learner.networks(), ContinualConfig().trainable)
+        hard_update(learner.target_critic, learner.critic)
+    if stage == "anchored":
+        anchors.attach(learner, "l2", 0.5)
+    return infos + [learner.train_step(x, 100) for x in rest]
+
+
 @pytest.mark.parametrize("stage", ["train", "continual", "anchored"])
 def test_coma_critic_steps_by_hand_are_autograds_bit_for_bit(stage, monkeypatch):
     """The critic's steps with gradients, clipping and RMSprop written out give every number autograd,
@@ -104,9 +120,6 @@ def test_coma_critic_steps_by_hand_are_autograds_bit_for_bit(stage, monkeypatch)
     and with an anchor on the critic, where every step must go through autograd."""
     import ccoma.algos.coma as coma_mod
     from ccoma.algos import registry
-    from ccoma.continual import anchors
-    from ccoma.continual.trainable import apply_trainable
-    from ccoma.run_config import ContinualConfig
 
     torch.manual_seed(4)
     batches = [_coma_batch() for _ in range(3)]
@@ -119,13 +132,7 @@ def test_coma_critic_steps_by_hand_are_autograds_bit_for_bit(stage, monkeypatch)
         learner = registry.make("coma", {**INFO, "episode_limit": 6}, "cpu",
                                 {"batch_size": 4, "target_update_interval": 4, "grad_norm_clip": 0.5})
         learner.critic_by_hand = by_hand
-        infos = [learner.train_step(batches[0], 0)]
-        if stage != "train":
-            apply_trainable(learner.networks(), ContinualConfig().trainable)
-            hard_update(learner.target_critic, learner.critic)
-        if stage == "anchored":
-            anchors.attach(learner, "l2", 0.5)
-        infos += [learner.train_step(x, 100) for x in batches]
+        infos = coma_stage_updates(learner, batches[0], batches, stage)
         grads = {k: p.grad for k, p in learner.critic.named_parameters()}
         return infos, dict(_flat(learner.state_dict())), grads
 

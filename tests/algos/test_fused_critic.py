@@ -4,26 +4,11 @@ import pytest
 import torch
 
 from ccoma.algos import fused_critic, fused_gru, registry
-from ccoma.algos.base import hard_update
+from test_algos_fast_paths import _coma_batch, _flat, coma_stage_updates  # tests/algos is on sys.path (pytest's prepend import mode)
 
 needs_cc = pytest.mark.skipif(fused_gru.c_compiler()[1] is None, reason="no C compiler")
 
 INFO = {"n_agents": 3, "n_actions": 4, "obs_shape": 5, "state_shape": 6, "episode_limit": 6}
-
-
-def _batch(b=4, t=7):
-    return {"obs": torch.randn(b, t, 3, 5), "state": torch.randn(b, t, 6),
-            "actions": torch.randint(0, 4, (b, t, 3)), "avail": torch.ones(b, t, 3, 4, dtype=torch.bool),
-            "reward": torch.randn(b, t), "terminated": torch.zeros(b, t),
-            "filled": (torch.arange(t)[None] < torch.tensor([6, 4, 5, 2])[:, None]).float()}
-
-
-def _flat(d, prefix=""):
-    for k, v in d.items():
-        if torch.is_tensor(v):
-            yield prefix + str(k), v
-        elif isinstance(v, dict):
-            yield from _flat(v, f"{prefix}{k}.")
 
 
 @needs_cc
@@ -34,12 +19,8 @@ def test_fused_walk_lands_where_the_step_by_step_walk_does(stage, monkeypatch):
     its runs at the target copies, and leaves weights, optimiser state, target critic, the update's info
     and the gradients where the by-hand walk leaves them, to float rounding. With an anchor on the
     critic every step goes through autograd and the C walk never runs."""
-    from ccoma.continual import anchors
-    from ccoma.continual.trainable import apply_trainable
-    from ccoma.run_config import ContinualConfig
-
     torch.manual_seed(4)
-    batches = [_batch() for _ in range(4)]
+    batches = [_coma_batch() for _ in range(4)]
     with fused_gru.use_fused(True):
         assert fused_critic.status() == "fused C walk"       # loaded (its self-check walks) before counting
     runs = []
@@ -54,13 +35,7 @@ def test_fused_walk_lands_where_the_step_by_step_walk_does(stage, monkeypatch):
         with fused_gru.use_fused(True), monkeypatch.context() as m:
             if not fused_walk:
                 m.setattr(fused_critic, "runs_fused", lambda x: False)
-            infos = [learner.train_step(batches[0], 0)]
-            if stage != "train":
-                apply_trainable(learner.networks(), ContinualConfig().trainable)
-                hard_update(learner.target_critic, learner.critic)
-            if stage == "anchored":
-                anchors.attach(learner, "l2", 0.5)
-            infos += [learner.train_step(x, 100) for x in batches[1:]]
+            infos = coma_stage_updates(learner, batches[0], batches[1:], stage)
         grads = {k: p.grad for k, p in learner.critic.named_parameters()}
         return learner, infos, dict(_flat(learner.state_dict())), grads
 
@@ -114,3 +89,27 @@ def test_fused_walk_refuses_an_action_outside_the_critics_outputs():
 def test_default_walk_is_step_by_step():
     assert fused_critic.status() == "step by step (the default)"
     assert not fused_critic.runs_fused(torch.zeros(2, 3))
+
+
+_PROBE = """
+import torch
+from ccoma.algos import fused_critic, fused_gru
+torch.manual_seed(3)
+a = torch.rand(4)
+torch.manual_seed(3)
+fused_gru.set_fused(True)
+print(fused_critic.status())    # the first use in this process: built or found, then self-checked
+print(torch.equal(a, torch.rand(4)))
+"""
+
+
+@needs_cc
+def test_first_load_leaves_the_random_stream_alone():
+    """The self-check at first use draws its own numbers: a job seeded before its first COMA update
+    draws what it would have drawn (the first update samples its bootstrap actions after the load)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["fused C walk", "True"], out.stdout
