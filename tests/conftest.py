@@ -172,3 +172,17 @@ def _no_inherited_tracking_uri():
     yield
     for var in _STORE_VARS:
         os.environ.pop(var, None)
+
+
+@pytest.fixture
+def critic_walks(monkeypatch):
+    """The step count of each call of COMA's C critic walk (``fused_critic.walk``) from here on. The
+    library is loaded first (where it can be), so that its self-check's walks are not counted."""
+    from ccoma.algos import fused_critic, fused_gru
+
+    with fused_gru.use_fused(True):
+        fused_critic.status()
+    walks = []
+    real = fused_critic.walk
+    monkeypatch.setattr(fused_critic, "walk", lambda hand, steps, *a: walks.append(len(steps)) or real(hand, steps, *a))
+    return walks

@@ -306,18 +306,18 @@ class COMALearner(Learner):
         """
         c = self.config
         steps = targets.shape[1]
-        q_vals = torch.zeros(*targets.shape, self.n_actions, device=self.device)  # [B, T, N, A]
         by_time = inputs[:, :steps].transpose(0, 1).contiguous()               # [T, B, N, D]
         taken_idx = actions[:, :steps, :, None].transpose(0, 1).contiguous()    # [T, B, N, 1]
         tgt = targets.transpose(0, 1).contiguous()                              # [T, B, N]
         m_all = mask.t().unsqueeze(-1).expand(-1, -1, self.n_agents)            # [T, B, N]
         counts = m_all.sum((1, 2)).tolist()                                     # live entries per step
-        full = float(m_all[0].numel())
-        losses, norms = [], []
-        n_steps = max(sum(1 for n in counts if n > 0), 1)  # critic steps this update: the anchor is shared by them
         by_hand = self._critic_by_hand(head_only)
         if by_hand is not None and fused_critic.runs_fused(by_time):
             return self._walk_fused(by_hand, by_time, taken_idx, tgt, m_all, counts, targets, mask)
+        q_vals = torch.zeros(*targets.shape, self.n_actions, device=self.device)  # [B, T, N, A]
+        full = float(m_all[0].numel())
+        losses, norms = [], []
+        n_steps = max(sum(1 for n in counts if n > 0), 1)  # critic steps this update: the anchor is shared by them
         for t in reversed(range(steps)):
             if counts[t] == 0.0:
                 continue
@@ -337,25 +337,38 @@ class COMALearner(Learner):
             q_vals[:, t] = q_t.detach()
             norms.append(norm)
             losses.append(loss.detach())
-            self.critic_steps += 1
-            if self.critic_steps - self.last_target_step >= c.target_update_interval:
-                if by_hand is not None:
-                    by_hand.sync()
-                hard_update(self.target_critic, self.critic)
-                self.last_target_step = self.critic_steps
+            self._count_critic_steps(1, by_hand)
+        self._end_walk(by_hand)
+        loss_total = float(torch.stack(losses).double().sum()) if losses else 0.0
+        return q_vals, self._critic_info(loss_total, sum(norms), len(losses), targets, mask)
+
+    def _count_critic_steps(self, n: int, by_hand) -> None:
+        """``n`` critic steps taken: copy the target critic when its interval is due (after writing the
+        by-hand walk's working copies back into the critic)."""
+        self.critic_steps += n
+        if self.critic_steps - self.last_target_step >= self.config.target_update_interval:
+            if by_hand is not None:
+                by_hand.sync()
+            hard_update(self.target_critic, self.critic)
+            self.last_target_step = self.critic_steps
+
+    def _end_walk(self, by_hand) -> None:
+        """The by-hand walk's copies written back, and ``.grad`` left as autograd's last step leaves it."""
         if by_hand is not None and by_hand.stepped:
             by_hand.sync()
             by_hand.leave_gradients(self.critic_optimiser)
-        n = max(len(losses), 1)
+
+    @staticmethod
+    def _critic_info(loss_total: float, norm_total: float, n_steps: int, targets, mask) -> dict:
+        """The update's critic info: mean loss and pre-clip norm over its ``n_steps`` steps, mean target."""
+        n = max(n_steps, 1)
         m = mask.unsqueeze(-1).expand_as(targets)
-        return q_vals, {"critic_loss": float(torch.stack(losses).double().sum()) / n if losses else 0.0,
-                        "critic_grad_norm": sum(norms) / n,
-                        "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
+        return {"critic_loss": loss_total / n, "critic_grad_norm": norm_total / n,
+                "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
 
     def _walk_fused(self, by_hand, by_time, taken_idx, tgt, m_all, counts, targets, mask):
         """:meth:`_train_critic`'s walk in C (:mod:`ccoma.algos.fused_critic`, opt-in with the fused GRU):
         the same steps in the same order, in runs that end where the target critic is copied."""
-        c = self.config
         steps, b, n = tgt.shape
         rows = b * n
         x = by_time.view(steps, rows, -1)
@@ -367,24 +380,14 @@ class COMALearner(Learner):
                 torch.tensor(counts, dtype=torch.float32))
         at = 0
         while at < len(live):
-            room = max(c.target_update_interval - (self.critic_steps - self.last_target_step), 1)
+            room = max(self.config.target_update_interval - (self.critic_steps - self.last_target_step), 1)
             run = live[at:at + room]
             fused_critic.walk(by_hand, run, *args, q, loss, norm)
             at += len(run)
-            self.critic_steps += len(run)
-            if self.critic_steps - self.last_target_step >= c.target_update_interval:
-                by_hand.sync()
-                hard_update(self.target_critic, self.critic)
-                self.last_target_step = self.critic_steps
-        if by_hand.stepped:
-            by_hand.sync()
-            by_hand.leave_gradients(self.critic_optimiser)
-        n_live = max(len(live), 1)
-        m = mask.unsqueeze(-1).expand_as(targets)
-        return q.view(steps, b, n, -1).transpose(0, 1), {
-            "critic_loss": float(loss[live].double().sum()) / n_live if live else 0.0,
-            "critic_grad_norm": float(norm[live].double().sum()) / n_live if live else 0.0,
-            "target_mean": float((targets * m).sum() / m.sum().clamp(min=1))}
+            self._count_critic_steps(len(run), by_hand)
+        self._end_walk(by_hand)
+        return q.view(steps, b, n, -1).transpose(0, 1), self._critic_info(
+            float(loss[live].double().sum()), float(norm[live].double().sum()), len(live), targets, mask)
 
     def _critic_by_hand(self, head_only: bool):
         """The critic's steps by hand (:class:`_CriticByHand`) on fc1-fc3, or fc3 alone on the frozen

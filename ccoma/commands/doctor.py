@@ -61,26 +61,28 @@ def _cuda() -> str:
     return f"not available (torch {torch.__version__}, {build}); --device cpu"
 
 
-def _gru() -> str:
-    """Whether ``--fused-gru`` can run its C unroll here (builds it into the cache if need be)."""
+def _fused(module, works: str, instead: str) -> str:
+    """Whether ``--fused-gru`` can run ``module``'s C code here (builds it into the cache if need be):
+    ``works``, or ``instead`` and what would run."""
     from ccoma.algos import fused_gru
 
     with fused_gru.use_fused(True):
-        status = fused_gru.status()
+        status = module.status()
     if status.startswith("fused"):
-        return "--fused-gru: the fused C unroll works here (built in ccoma's cache)"
-    return f"--fused-gru: not available here, it would run {status}"
+        return f"--fused-gru: {works} works here (built in ccoma's cache)"
+    return f"--fused-gru: {instead} {status}"
+
+
+def _gru() -> str:
+    from ccoma.algos import fused_gru
+
+    return _fused(fused_gru, "the fused C unroll", "not available here, it would run")
 
 
 def _critic() -> str:
-    """Whether ``--fused-gru`` can run COMA's critic walk in C here (builds it into the cache if need be)."""
-    from ccoma.algos import fused_critic, fused_gru
+    from ccoma.algos import fused_critic
 
-    with fused_gru.use_fused(True):
-        status = fused_critic.status()
-    if status.startswith("fused"):
-        return "--fused-gru: COMA's critic walk in C works here (built in ccoma's cache)"
-    return f"--fused-gru: COMA's critic walk would run {status}"
+    return _fused(fused_critic, "COMA's critic walk in C", "COMA's critic walk would run")
 
 
 def _cpu() -> str:

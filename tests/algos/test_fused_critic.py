@@ -13,7 +13,7 @@ INFO = {"n_agents": 3, "n_actions": 4, "obs_shape": 5, "state_shape": 6, "episod
 
 @needs_cc
 @pytest.mark.parametrize("stage", ["train", "continual", "anchored"])
-def test_fused_walk_lands_where_the_step_by_step_walk_does(stage, monkeypatch):
+def test_fused_walk_lands_where_the_step_by_step_walk_does(stage, monkeypatch, critic_walks):
     """Four updates of 6 critic steps (target copied every 4 steps, clipping active), with the fused
     GRU on in both runs so that only the critic's walk differs: the C walk runs the same steps, ending
     its runs at the target copies, and leaves weights, optimiser state, target critic, the update's info
@@ -22,11 +22,8 @@ def test_fused_walk_lands_where_the_step_by_step_walk_does(stage, monkeypatch):
     torch.manual_seed(4)
     batches = [_coma_batch() for _ in range(4)]
     with fused_gru.use_fused(True):
-        assert fused_critic.status() == "fused C walk"       # loaded (its self-check walks) before counting
-    runs = []
-    real_walk = fused_critic.walk
-    monkeypatch.setattr(fused_critic, "walk", lambda hand, steps, *a: runs.append(len(steps)) or
-                        real_walk(hand, steps, *a))
+        assert fused_critic.status() == "fused C walk"
+    runs = critic_walks
 
     def run(fused_walk):
         torch.manual_seed(5)
