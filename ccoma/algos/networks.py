@@ -49,25 +49,46 @@ class RNNAgent(nn.Module):
         and the padding's hidden states are zero (its outputs fc2's bias); ``torch.gru`` computes every
         slot, as without ``steps``.
         """
-        return self.fc2(self.trunk(inputs, steps))                # [B, T, N, A]
+        return self.head(*self.trunk_rows(inputs, steps), inputs.shape)   # [B, T, N, A]
 
     def trunk(self, inputs: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
-        """The hidden states of :meth:`unroll` (fc1 and the GRU): inputs [B, T, N, D] -> [B, T, N, H].
-        With ``steps`` and the fused unroll, fc1 and the GRU run on the slots that matter, packed, and
-        the padding's hidden states are zero (the output layer, small, runs on the whole batch, so a
-        continual update that shares the trunk computes what two unrolls do)."""
+        """The hidden states of :meth:`unroll` (fc1 and the GRU): inputs [B, T, N, D] -> [B, T, N, H],
+        the padding's zero where the fused unroll skipped it (:meth:`trunk_rows`)."""
+        hs, index = self.trunk_rows(inputs, steps)
+        if index is None:
+            return hs
+        b, t, n = inputs.shape[:3]
+        return unpack_rows(hs, index, b * t * n).view(b, t, n, self.hidden_dim)
+
+    def trunk_rows(self, inputs: torch.Tensor, steps: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """fc1 and the GRU over inputs [B, T, N, D], as (hidden states, index). With ``steps`` and the
+        fused unroll they run on the slots that matter, packed: hidden states [P, H] for the flat rows
+        ``index`` [P] of the batch (:func:`ccoma.algos.fused_gru.episode_packing`); else [B, T, N, H]
+        and None. :meth:`head` turns either into outputs, so a continual update that shares the trunk
+        computes what two unrolls do."""
         b, t, n, d = inputs.shape
         cell = self.rnn
         weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
         if steps is not None and runs_fused(inputs, *weights) and int(steps.min()) < t:   # padding to skip
             index, rows = episode_packing(steps, t, n)
             x = F.relu(self.fc1(inputs.reshape(b * t * n, d).index_select(0, index)))   # [P, H]
-            hs = gru_packed(x, rows, *weights)
-            return unpack_rows(hs, index, b * t * n).view(b, t, n, self.hidden_dim)
+            return gru_packed(x, rows, *weights), index
         x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
         seq = x.transpose(0, 1).reshape(t, b * n, self.hidden_dim)  # [T, B*N, H], time-major
         hs = gru_sequence(seq, *weights, self.training)
-        return hs.view(t, b, n, self.hidden_dim).transpose(0, 1)  # [B, T, N, H]
+        return hs.view(t, b, n, self.hidden_dim).transpose(0, 1), None   # [B, T, N, H]
+
+    def head(self, hs: torch.Tensor, index: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
+        """The output layer over :meth:`trunk_rows`' hidden states -> [B, T, N, A] for a batch of
+        ``shape`` [B, T, N, ...]. Packed rows are computed alone and put in place; the padding's outputs
+        are the layer's over a zero hidden state, its bias (what the output layer over :meth:`trunk`
+        gives, without a full-size hidden tensor)."""
+        if index is None:
+            return self.fc2(hs)
+        b, t, n = shape[:3]
+        fill = self.fc2.bias.expand(b * t * n, self.fc2.out_features)
+        return torch.index_copy(fill, 0, index, self.fc2(hs)).view(b, t, n, -1)
 
     def trunk_params(self) -> list[nn.Parameter]:
         return [*self.fc1.parameters(), *self.rnn.parameters()]

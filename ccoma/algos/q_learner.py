@@ -141,13 +141,13 @@ class QLearner(Learner):
         inputs = agent_inputs(obs, shift_last_actions(actions), self.n_actions)  # [B, T+1, N, D]
         steps = slots_used(batch["filled"])      # later slots are padding, masked out below
         if same_frozen_trunk(self.agent, self.target_agent):   # continual, output layer only: one trunk
-            hs = self.agent.trunk(inputs, steps)
-            q = self.agent.fc2(hs)                                               # [B, T+1, N, A]
+            hs = self.agent.trunk_rows(inputs, steps)
+            q = self.agent.head(*hs, inputs.shape)                               # [B, T+1, N, A]
         else:
             hs, q = None, self.agent.unroll(inputs, steps)
         chosen = q[:, :-1].gather(-1, actions[:, :-1, :, None]).squeeze(-1)      # [B, T, N]
         with torch.no_grad():
-            target_q = (self.target_agent.unroll(inputs, steps) if hs is None else self.target_agent.fc2(hs))[:, 1:]
+            target_q = (self.target_agent.unroll(inputs, steps) if hs is None else self.target_agent.head(*hs, inputs.shape))[:, 1:]
             if c.double_q:
                 best = masked_argmax(q[:, 1:].detach(), avail_next)
                 target_max = target_q.gather(-1, best[..., None]).squeeze(-1)
