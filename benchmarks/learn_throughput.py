@@ -86,6 +86,12 @@ def child(args) -> None:
     import torch
 
     torch.set_num_threads(1)
+    try:   # as a harness job does (Job.__init__); a baseline from before ccoma/allocator.py has glibc's defaults
+        from ccoma.allocator import keep_freed_memory
+    except ImportError:
+        pass
+    else:
+        keep_freed_memory()
     if args.fused_gru:
         from ccoma.algos import fused_gru
 

@@ -15,6 +15,7 @@ import time
 import torch
 
 from ccoma import checkpoint as ckpt
+from ccoma.allocator import keep_freed_memory
 from ccoma.algos import fused_critic, fused_gru
 from ccoma.envs.factory import backend_of
 from ccoma.job import artifacts, evaluation, strategy, summary
@@ -31,6 +32,7 @@ class Job:
         from ccoma.scenarios import load_scenario
         from ccoma.tracking import Tracker
 
+        keep_freed_memory()   # glibc: no fresh pages per update (ccoma/allocator.py)
         torch.set_num_threads(1)
         torch.manual_seed(seed_for(spec.seed, "torch"))
         self.spec = spec
