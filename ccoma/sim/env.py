@@ -14,7 +14,7 @@ import torch
 from ccoma.envs.base import EpisodeSource, EpisodeSpecs, StepOut
 from ccoma.errors import ConfigError
 from ccoma.sim import rng
-from ccoma.sim.engine import SimConfig, Battle, agent_orders, formation, reset_envs, tick
+from ccoma.sim.engine import IDLE, SimConfig, Battle, agent_orders, formation, reset_envs, tick
 from ccoma.sim.maps import MapSpec, load_map, start_grid
 from ccoma.sim.mechanics import Mechanics
 from ccoma.sim.observe import Layout, ObsOptions, Observer
@@ -268,6 +268,7 @@ class SimEnv(BattleViews):
             env_seeds = rng.hash_keys(seed, torch.arange(n_envs))
         self._env_seeds = env_seeds.to(torch.long)
         self._advance_fn = self._compiled_advance() if compile else self._advance
+        self._reset_fn = self._compiled(SimEnv._reset_where) if compile else None   # automatic resets
         self.set_source(source or MapSource(map_spec))
 
     def _compiled_advance(self):
@@ -279,26 +280,29 @@ class SimEnv(BattleViews):
         sound here because nothing the step's guards check changes after construction: batch size,
         unit count, config numbers and tensor dtypes are fixed per environment.
         """
+        return self._compiled(SimEnv._advance)
+
+    def _compiled(self, f):
+        """``f`` (a method of this class) compiled for this environment alone, as the step is."""
         import types
 
         trust_cpu_flags(COMPILE_OPTIONS)
-        f = SimEnv._advance
         code = f.__code__.replace()  # a distinct code object: a cache of its own
         fn = torch.compile(types.MethodType(types.FunctionType(code, f.__globals__, f.__name__), self),
                            dynamic=False, options=COMPILE_OPTIONS)
 
         warm = []
 
-        def advance(actions: torch.Tensor) -> StepOut:
+        def call(*args):
             if not warm:  # the first call compiles (which the guard-skipping stance forbids)
                 warm.append(True)
-                if actions.device.type == "cpu":
+                if args[0].device.type == "cpu":
                     _quiet_cpp_extension()
                 with _isa_options(COMPILE_OPTIONS):  # the compile's ISA list is not kept for other compiles
-                    return fn(actions)
+                    return fn(*args)
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
-                return fn(actions)
-        return advance
+                return fn(*args)
+        return call
 
     @classmethod
     def from_map(cls, name: str, n_envs: int = 1, **kwargs) -> "SimEnv":
@@ -345,7 +349,9 @@ class SimEnv(BattleViews):
         self._reset_idx(torch.arange(self.n_envs, device=self.device))
         self._observe_all()
 
-    def _reset_idx(self, idx: torch.Tensor) -> None:
+    def _draw(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The next episode of environments ``idx`` [k] (their episode counters move on): unit types
+        [k, U], positions [k, U, 2], phase [k] and unseen flags [k], on the environment's device."""
         b = self.battle
         b.episode[idx] += 1
         k = idx.numel()
@@ -357,6 +363,12 @@ class SimEnv(BattleViews):
         dev = self.device
         types = torch.cat([spec.ally_types, spec.enemy_types], dim=1).to(dev)
         pos = torch.cat([spec.ally_pos, spec.enemy_pos], dim=1).to(dev, torch.float32)
+        return types, pos, spec.phase.to(dev), spec.unseen.to(dev)
+
+    def _reset_idx(self, idx: torch.Tensor) -> None:
+        b = self.battle
+        types, pos, phase, unseen = self._draw(idx)
+        dev = self.device
         reset_envs(b, idx, self.stats_table, types, pos)
         if self.map.enemy_goal is not None:  # the map's own attack-move target (corridor, bane_vs_bane)
             b.rally[idx] = torch.tensor(self.map.site(self.map.enemy_goal).center, device=dev)
@@ -366,8 +378,44 @@ class SimEnv(BattleViews):
         stats = self.stats_table[types[:, self.n_agents:]]
         enemy_total = (stats[..., COL["hp"]] + stats[..., COL["shield"]]).sum(-1)
         self.max_reward[idx] = reward_divisor(self.n_enemies, enemy_total, self.cfg, self.reward_options)
-        self.phase[idx] = spec.phase.to(dev)
-        self.unseen[idx] = spec.unseen.to(dev)
+        self.phase[idx] = phase
+        self.unseen[idx] = unseen
+
+    def _reset_where(self, done: torch.Tensor, types: torch.Tensor, pos: torch.Tensor, phase: torch.Tensor,
+                     unseen: torch.Tensor) -> None:
+        """:meth:`_reset_idx` and the new episodes' observations for the environments where ``done``
+        [B], as one compiled call over the whole batch (``compile=True``): ``types`` [B, U], ``pos``
+        [B, U, 2], ``phase`` and ``unseen`` [B] hold the new episodes in those rows (anything valid in
+        the others, which keep what they had). Every environment's observation is computed and the
+        reset ones' taken, so the arrays the step returned are left as they were."""
+        b, n = self.battle, self.n_agents
+
+        def put(old: torch.Tensor, new) -> torch.Tensor:
+            return torch.where(done.view(-1, *(1,) * (old.dim() - 1)), new, old)
+
+        stats = self.stats_table[types]                                       # [B, U, S]
+        b.types, b.stats, b.pos = put(b.types, types), put(b.stats, stats), put(b.pos, pos)
+        b.hp, b.shield = put(b.hp, stats[..., COL["hp"]]), put(b.shield, stats[..., COL["shield"]])
+        b.cooldown, b.since_damage = put(b.cooldown, 0.0), put(b.since_damage, 0.0)
+        b.energy = put(b.energy, stats[..., COL["energy_start"]])
+        b.alive = put(b.alive, True)
+        b.order_kind, b.order_target, b.order_point = put(b.order_kind, IDLE), put(b.order_target, 0), put(b.order_point, pos)
+        if self.map.enemy_goal is not None:  # the map's own attack-move target (corridor, bane_vs_bane)
+            rally = torch.tensor(self.map.site(self.map.enemy_goal).center, device=pos.device).expand(pos.shape[0], 2)
+        else:
+            rally = pos[:, :n].mean(dim=1)
+        b.rally, b.t = put(b.rally, rally), put(b.t, 0)
+        self.opponent.target = put(self.opponent.target, -1)                  # Opponent.reset
+        self.last_actions = put(self.last_actions, -1)
+        self.ep_return = put(self.ep_return, 0.0)
+        enemy = stats[:, n:]
+        enemy_total = (enemy[..., COL["hp"]] + enemy[..., COL["shield"]]).sum(-1)
+        self.max_reward = put(self.max_reward, reward_divisor(self.n_enemies, enemy_total, self.cfg, self.reward_options))
+        self.phase, self.unseen = put(self.phase, phase), put(self.unseen, unseen)
+        avail = self.observer.avail(b)
+        obs = self.observer.obs(b, avail, last_actions=self.last_actions)
+        state = self.observer.state(b, self.last_actions, obs=obs)
+        self._avail, self._obs, self._state = put(self._avail, avail), put(self._obs, obs), put(self._state, state)
 
     def _sample_keyed(self, k: int, keys: torch.Tensor):
         """Specs of the episodes ``keys``; a source that ``draws_ahead`` (a scenario's) also draws every
@@ -401,6 +449,10 @@ class SimEnv(BattleViews):
         if auto_reset and bool(done.any()):
             b = self.battle
             idx = done.nonzero().squeeze(1)
+            if self._reset_fn is not None:   # compiled: the new episodes' rows in full-size tensors
+                new = self._draw(idx)
+                self._reset_fn(done, *(x.new_zeros(self.n_envs, *x.shape[1:]).index_copy_(0, idx, x) for x in new))
+                return out
             self._reset_idx(idx)
             avail = self.observer.avail(b, idx)
             obs = self.observer.obs(b, avail, idx, last_actions=self.last_actions[idx])

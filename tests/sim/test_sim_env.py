@@ -202,14 +202,21 @@ def test_smac_readme_random_loop():
 
 def test_compiled_step_equals_eager_for_environments_stepped_in_turn():
     # two compiled environments of different batch sizes stepped in turn, with automatic resets in
-    # between: the compiled step skips Dynamo's guards, so each must still run its own graph
-    envs = {B: (SimEnv.from_map("dynamic_5v5", n_envs=B, seed=B), SimEnv.from_map("dynamic_5v5", n_envs=B, seed=B,
-                                                                                   compile=True)) for B in (3, 2)}
+    # between: the compiled step skips Dynamo's guards, so each must still run its own graph. The
+    # compiled environments also reset in a compiled call over the whole batch (SimEnv._reset_where):
+    # every battle, opponent and episode field must be what the eager reset (SimEnv._reset_idx) leaves,
+    # on a map whose enemies attack-move to a site of their own (so_many_baneling's enemy_goal) too.
+    maps = {3: "dynamic_5v5", 2: "so_many_baneling"}
+    envs = {B: (SimEnv.from_map(maps[B], n_envs=B, seed=B), SimEnv.from_map(maps[B], n_envs=B, seed=B, compile=True))
+            for B in (3, 2)}
     gens = {B: torch.Generator().manual_seed(B) for B in envs}
     for e, c in envs.values():
+        assert e._reset_fn is None and c._reset_fn is not None
         e.reset()
         c.reset()
-    dones = 0
+    dones = {B: 0 for B in envs}
+    exact = ("types", "alive", "order_kind", "order_target", "t", "episode")
+    close = ("pos", "hp", "shield", "cooldown", "energy", "order_point", "rally")
     for _ in range(90):
         for B, (e, c) in envs.items():
             assert torch.equal(e.get_avail_actions(), c.get_avail_actions())
@@ -220,8 +227,15 @@ def test_compiled_step_equals_eager_for_environments_stepped_in_turn():
             assert torch.equal(oe.done, oc.done) and torch.equal(oe.won, oc.won)
             assert torch.allclose(e.get_obs(), c.get_obs(), atol=1e-4)
             assert torch.allclose(e.get_state(), c.get_state(), atol=1e-4)
-            dones += int(oe.done.sum())
-    assert dones >= 2  # automatic resets happened between compiled steps
+            for f in exact:
+                assert torch.equal(getattr(e.battle, f), getattr(c.battle, f)), f
+            for f in close:
+                assert torch.allclose(getattr(e.battle, f), getattr(c.battle, f), atol=1e-4), f
+            assert torch.equal(e.opponent.target, c.opponent.target) and torch.equal(e.last_actions, c.last_actions)
+            assert torch.equal(e.phase, c.phase) and torch.equal(e.unseen, c.unseen)
+            assert torch.allclose(e.max_reward, c.max_reward) and torch.allclose(e.ep_return, c.ep_return, atol=1e-4)
+            dones[B] += int(oe.done.sum())
+    assert min(dones.values()) >= 2  # automatic resets happened between compiled steps, in both
 
 
 def test_a_reseeded_env_deals_what_a_new_env_of_that_seed_deals():
