@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -33,18 +34,9 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20   # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: mallopt refuses anything larger
 TRIM_THRESHOLD = 512 << 20
 
-_done: dict = {}
-
-
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's thresholds as above (once per process); True when they are set."""
-    if "set" in _done:
-        return _done["set"]
-    _done["set"] = ok = _apply()
-    return ok
-
-
-def _apply() -> bool:
     if not sys.platform.startswith("linux") or os.environ.get("CCOMA_MALLOC_TUNING", "1").strip() in ("0", "false", "no", "off"):
         return False
     try:

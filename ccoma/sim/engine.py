@@ -84,24 +84,44 @@ class Battle:
         return self.stats[..., COL[name]]
 
 
+def rows_writer(idx: torch.Tensor):
+    """``put(old, new)`` for resetting battles ``idx`` [k]: writes ``new`` ([k, ...] or a scalar) into
+    those rows of ``old`` in place and returns ``old``."""
+    def put(old: torch.Tensor, new) -> torch.Tensor:
+        old[idx] = new
+        return old
+    return put
+
+
+def where_writer(mask: torch.Tensor):
+    """``put(old, new)`` for resetting the battles where ``mask`` [B]: ``new`` ([B, ...] or anything that
+    broadcasts) in those rows, ``old`` in the others, as a new tensor (what a compiled graph wants)."""
+    def put(old: torch.Tensor, new) -> torch.Tensor:
+        return torch.where(mask.view(-1, *(1,) * (old.dim() - 1)), new, old)
+    return put
+
+
 def reset_envs(b: Battle, idx: torch.Tensor, stats_table: torch.Tensor, types: torch.Tensor,
                pos: torch.Tensor) -> None:
     """Start new battles in environments ``idx`` ([k]) with unit ``types`` [k, U] and ``pos`` [k, U, 2]."""
-    stats = stats_table[types]                              # [k, U, S]
-    b.types[idx] = types
-    b.stats[idx] = stats
-    b.pos[idx] = pos
-    b.hp[idx] = stats[..., COL["hp"]]
-    b.shield[idx] = stats[..., COL["shield"]]
-    b.cooldown[idx] = 0.0
-    b.since_damage[idx] = 0.0
-    b.energy[idx] = stats[..., COL["energy_start"]]
-    b.alive[idx] = True
-    b.order_kind[idx] = IDLE
-    b.order_target[idx] = 0
-    b.order_point[idx] = pos
-    b.rally[idx] = pos[:, : b.N].mean(dim=1)
-    b.t[idx] = 0
+    reset_battles(b, rows_writer(idx), stats_table, types, pos)
+
+
+def reset_battles(b: Battle, put, stats_table: torch.Tensor, types: torch.Tensor, pos: torch.Tensor,
+                  rally: torch.Tensor | None = None) -> torch.Tensor:
+    """Start new battles in the rows ``put`` writes (:func:`rows_writer`, :func:`where_writer`) with unit
+    ``types`` [., U] and ``pos`` [., U, 2]; ``rally`` (the enemies' attack-move goal) defaults to the
+    agents' mean start. Returns the new units' stats [., U, S]."""
+    stats = stats_table[types]                              # [., U, S]
+    b.types, b.stats, b.pos = put(b.types, types), put(b.stats, stats), put(b.pos, pos)
+    b.hp, b.shield = put(b.hp, stats[..., COL["hp"]]), put(b.shield, stats[..., COL["shield"]])
+    b.cooldown, b.since_damage = put(b.cooldown, 0.0), put(b.since_damage, 0.0)
+    b.energy = put(b.energy, stats[..., COL["energy_start"]])
+    b.alive = put(b.alive, True)
+    b.order_kind, b.order_target, b.order_point = put(b.order_kind, IDLE), put(b.order_target, 0), put(b.order_point, pos)
+    b.rally = put(b.rally, pos[:, : b.N].mean(dim=1) if rally is None else rally)
+    b.t = put(b.t, 0)
+    return stats
 
 
 def formation(centers: torch.Tensor, n: int, spacing: float, jitter: torch.Tensor) -> torch.Tensor:

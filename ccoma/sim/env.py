@@ -14,7 +14,7 @@ import torch
 from ccoma.envs.base import EpisodeSource, EpisodeSpecs, StepOut
 from ccoma.errors import ConfigError
 from ccoma.sim import rng
-from ccoma.sim.engine import IDLE, SimConfig, Battle, agent_orders, formation, reset_envs, tick
+from ccoma.sim.engine import SimConfig, Battle, agent_orders, formation, reset_battles, rows_writer, tick, where_writer
 from ccoma.sim.maps import MapSpec, load_map, start_grid
 from ccoma.sim.mechanics import Mechanics
 from ccoma.sim.observe import Layout, ObsOptions, Observer
@@ -374,20 +374,24 @@ class SimEnv(BattleViews):
         return types, pos, spec.phase.to(dev), spec.unseen.to(dev)
 
     def _reset_idx(self, idx: torch.Tensor) -> None:
-        b = self.battle
-        types, pos, phase, unseen = self._draw(idx)
-        dev = self.device
-        reset_envs(b, idx, self.stats_table, types, pos)
+        self._new_episodes(rows_writer(idx), *self._draw(idx))
+
+    def _new_episodes(self, put, types: torch.Tensor, pos: torch.Tensor, phase: torch.Tensor,
+                      unseen: torch.Tensor) -> None:
+        """Start the episodes ``types`` [., U], ``pos`` [., U, 2], ``phase``, ``unseen`` [.] in the battles
+        ``put`` writes: in place, row by row (``rows_writer``, :meth:`_reset_idx`), or over the whole
+        batch (``where_writer``, :meth:`_reset_where`)."""
+        goal = None
         if self.map.enemy_goal is not None:  # the map's own attack-move target (corridor, bane_vs_bane)
-            b.rally[idx] = torch.tensor(self.map.site(self.map.enemy_goal).center, device=dev)
-        self.opponent.reset(idx)
-        self.last_actions[idx] = -1  # no action yet: a zero row in the state, as in SMAC
-        self.ep_return[idx] = 0.0
-        stats = self.stats_table[types[:, self.n_agents:]]
-        enemy_total = (stats[..., COL["hp"]] + stats[..., COL["shield"]]).sum(-1)
-        self.max_reward[idx] = reward_divisor(self.n_enemies, enemy_total, self.cfg, self.reward_options)
-        self.phase[idx] = phase
-        self.unseen[idx] = unseen
+            goal = torch.tensor(self.map.site(self.map.enemy_goal).center, device=pos.device)
+        stats = reset_battles(self.battle, put, self.stats_table, types, pos, goal)
+        self.opponent.reset_with(put)
+        self.last_actions = put(self.last_actions, -1)  # no action yet: a zero row in the state, as in SMAC
+        self.ep_return = put(self.ep_return, 0.0)
+        enemy = stats[:, self.n_agents:]
+        enemy_total = (enemy[..., COL["hp"]] + enemy[..., COL["shield"]]).sum(-1)
+        self.max_reward = put(self.max_reward, reward_divisor(self.n_enemies, enemy_total, self.cfg, self.reward_options))
+        self.phase, self.unseen = put(self.phase, phase), put(self.unseen, unseen)
 
     def _reset_where(self, done: torch.Tensor, types: torch.Tensor, pos: torch.Tensor, phase: torch.Tensor,
                      unseen: torch.Tensor) -> None:
@@ -396,30 +400,9 @@ class SimEnv(BattleViews):
         [B, U, 2], ``phase`` and ``unseen`` [B] hold the new episodes in those rows (anything valid in
         the others, which keep what they had). Every environment's observation is computed and the
         reset ones' taken, so the arrays the step returned are left as they were."""
-        b, n = self.battle, self.n_agents
-
-        def put(old: torch.Tensor, new) -> torch.Tensor:
-            return torch.where(done.view(-1, *(1,) * (old.dim() - 1)), new, old)
-
-        stats = self.stats_table[types]                                       # [B, U, S]
-        b.types, b.stats, b.pos = put(b.types, types), put(b.stats, stats), put(b.pos, pos)
-        b.hp, b.shield = put(b.hp, stats[..., COL["hp"]]), put(b.shield, stats[..., COL["shield"]])
-        b.cooldown, b.since_damage = put(b.cooldown, 0.0), put(b.since_damage, 0.0)
-        b.energy = put(b.energy, stats[..., COL["energy_start"]])
-        b.alive = put(b.alive, True)
-        b.order_kind, b.order_target, b.order_point = put(b.order_kind, IDLE), put(b.order_target, 0), put(b.order_point, pos)
-        if self.map.enemy_goal is not None:  # the map's own attack-move target (corridor, bane_vs_bane)
-            rally = torch.tensor(self.map.site(self.map.enemy_goal).center, device=pos.device).expand(pos.shape[0], 2)
-        else:
-            rally = pos[:, :n].mean(dim=1)
-        b.rally, b.t = put(b.rally, rally), put(b.t, 0)
-        self.opponent.target = put(self.opponent.target, -1)                  # Opponent.reset
-        self.last_actions = put(self.last_actions, -1)
-        self.ep_return = put(self.ep_return, 0.0)
-        enemy = stats[:, n:]
-        enemy_total = (enemy[..., COL["hp"]] + enemy[..., COL["shield"]]).sum(-1)
-        self.max_reward = put(self.max_reward, reward_divisor(self.n_enemies, enemy_total, self.cfg, self.reward_options))
-        self.phase, self.unseen = put(self.phase, phase), put(self.unseen, unseen)
+        put = where_writer(done)
+        self._new_episodes(put, types, pos, phase, unseen)
+        b = self.battle
         avail = self.observer.avail(b)
         obs = self.observer.obs(b, avail, last_actions=self.last_actions)
         state = self.observer.state(b, self.last_actions, obs=obs)

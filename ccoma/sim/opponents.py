@@ -19,7 +19,7 @@ import torch
 
 from ccoma.errors import ConfigError
 from ccoma.sim import mechanics
-from ccoma.sim.engine import AMOVE, ATTACK, IDLE, MOVE, Battle
+from ccoma.sim.engine import AMOVE, ATTACK, IDLE, MOVE, Battle, rows_writer
 from ccoma.sim.mechanics import HEAL, NONE, Mechanics
 
 
@@ -31,7 +31,11 @@ class Opponent:
         self.mech = mech
 
     def reset(self, idx: torch.Tensor) -> None:
-        self.target[idx] = -1
+        self.reset_with(rows_writer(idx))
+
+    def reset_with(self, put) -> None:
+        """Clear the memory of the battles ``put`` writes (``ccoma.sim.engine.rows_writer`` / ``where_writer``)."""
+        self.target = put(self.target, -1)
 
     def act(self, b: Battle) -> None:
         raise NotImplementedError
