@@ -32,7 +32,7 @@ def measure(map_name: str, n_envs: int, rounds: int, steps: int) -> dict:
     from ccoma.sim.env import SimEnv
 
     env = SimEnv.from_map(map_name, n_envs=n_envs, seed=0, compile=True)
-    compiled = env._compiled(SimEnv._reset_where)
+    compiled = env._reset_fn or env._compiled(SimEnv._reset_where)   # above the threshold: compiled here
     torch.manual_seed(0)
     env.reset()
     arms = {"eager": None, "compiled": compiled}
