@@ -146,10 +146,11 @@ class MFQLearner(Learner):
 
         inputs = self._inputs(obs, shift_last_actions(actions))                  # [B, T+1, N, D]
         steps = slots_used(batch["filled"])      # later slots are padding, masked out below
-        q = self.agent.unroll(inputs, steps)                                     # [B, T+1, N, A]
+        packing = self.agent.packing(inputs, steps)   # the same for the target network
+        q = self.agent.unroll(inputs, steps, packing)                            # [B, T+1, N, A]
         chosen = q[:, :-1].gather(-1, actions[:, :-1, :, None]).squeeze(-1)      # [B, T, N]
         with torch.no_grad():
-            target_q = self.target_agent.unroll(inputs, steps)[:, 1:]            # [B, T, N, A]
+            target_q = self.target_agent.unroll(inputs, steps, packing)[:, 1:]   # [B, T, N, A]
             pi_next = boltzmann(q[:, 1:], avail_next, self.temperature(t_env))
             v_mf = (pi_next * target_q.masked_fill(~avail_next, 0.0)).sum(-1)    # [B, T, N]
             targets = reward + c.gamma * (1.0 - terminated) * v_mf

@@ -33,7 +33,8 @@ class RNNAgent(nn.Module):
         h = self.rnn(x, hidden.reshape(-1, self.hidden_dim))
         return self.fc2(h).view(*lead, -1), h.view(*lead, self.hidden_dim)
 
-    def unroll(self, inputs: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+    def unroll(self, inputs: torch.Tensor, steps: torch.Tensor | None = None, packing: tuple | None = None
+               ) -> torch.Tensor:
         """Whole episodes from a zero hidden state. inputs [B, T, N, D] -> outputs [B, T, N, A].
 
         The two linear layers run once over all slots and the GRU runs over the whole sequence in one
@@ -47,9 +48,10 @@ class RNNAgent(nn.Module):
         everything the later slots (padding) feed. With the fused unroll only those slots are computed,
         packed (:func:`ccoma.algos.fused_gru.episode_packing`: fc1 and the GRU skip the padding),
         and the padding's hidden states are zero (its outputs fc2's bias); ``torch.gru`` computes every
-        slot, as without ``steps``.
+        slot, as without ``steps``. ``packing``: :meth:`packing`'s for these inputs and steps, when the
+        caller already has it (a network and its target over the same batch).
         """
-        return self.head(*self.trunk_rows(inputs, steps), inputs.shape)   # [B, T, N, A]
+        return self.head(*self.trunk_rows(inputs, steps, packing), inputs.shape)   # [B, T, N, A]
 
     def trunk(self, inputs: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
         """The hidden states of :meth:`unroll` (fc1 and the GRU): inputs [B, T, N, D] -> [B, T, N, H],
@@ -60,19 +62,35 @@ class RNNAgent(nn.Module):
         b, t, n = inputs.shape[:3]
         return unpack_rows(hs, index, b * t * n).view(b, t, n, self.hidden_dim)
 
-    def trunk_rows(self, inputs: torch.Tensor, steps: torch.Tensor | None = None
+    def packing(self, inputs: torch.Tensor, steps: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """How :meth:`trunk_rows` packs inputs [B, T, N, D] with ``steps`` [B]: (index [P], rows [T],
+        the packed inputs [P, D]) when the fused unroll runs and there is padding to skip
+        (:func:`ccoma.algos.fused_gru.episode_packing`), else None (every slot is computed). A network
+        and its target over the same batch pack it the same way: work it out once and pass it to both."""
+        b, t, n, d = inputs.shape
+        cell = self.rnn
+        if steps is None or not runs_fused(inputs, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh):
+            return None
+        if int(steps.min()) >= t:
+            return None
+        index, rows = episode_packing(steps, t, n)
+        return index, rows, inputs.reshape(b * t * n, d).index_select(0, index)
+
+    def trunk_rows(self, inputs: torch.Tensor, steps: torch.Tensor | None = None, packing: tuple | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """fc1 and the GRU over inputs [B, T, N, D], as (hidden states, index). With ``steps`` and the
         fused unroll they run on the slots that matter, packed: hidden states [P, H] for the flat rows
-        ``index`` [P] of the batch (:func:`ccoma.algos.fused_gru.episode_packing`); else [B, T, N, H]
+        ``index`` [P] of the batch (:meth:`packing`, or ``packing`` when given); else [B, T, N, H]
         and None. :meth:`head` turns either into outputs, so a continual update that shares the trunk
         computes what two unrolls do."""
         b, t, n, d = inputs.shape
         cell = self.rnn
         weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-        if steps is not None and runs_fused(inputs, *weights) and int(steps.min()) < t:   # padding to skip
-            index, rows = episode_packing(steps, t, n)
-            x = F.relu(self.fc1(inputs.reshape(b * t * n, d).index_select(0, index)))   # [P, H]
+        packing = packing if packing is not None else self.packing(inputs, steps)
+        if packing is not None:                                   # padding to skip
+            index, rows, packed = packing
+            x = F.relu(self.fc1(packed))                          # [P, H]
             return gru_packed(x, rows, *weights), index
         x = F.relu(self.fc1(inputs))                              # [B, T, N, H]
         seq = x.transpose(0, 1).reshape(t, b * n, self.hidden_dim)  # [T, B*N, H], time-major

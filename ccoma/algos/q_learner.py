@@ -140,14 +140,16 @@ class QLearner(Learner):
 
         inputs = agent_inputs(obs, shift_last_actions(actions), self.n_actions)  # [B, T+1, N, D]
         steps = slots_used(batch["filled"])      # later slots are padding, masked out below
+        packing = self.agent.packing(inputs, steps)   # the same for the target network
         if same_frozen_trunk(self.agent, self.target_agent):   # continual, output layer only: one trunk
-            hs = self.agent.trunk_rows(inputs, steps)
+            hs = self.agent.trunk_rows(inputs, steps, packing)
             q = self.agent.head(*hs, inputs.shape)                               # [B, T+1, N, A]
         else:
-            hs, q = None, self.agent.unroll(inputs, steps)
+            hs, q = None, self.agent.unroll(inputs, steps, packing)
         chosen = q[:, :-1].gather(-1, actions[:, :-1, :, None]).squeeze(-1)      # [B, T, N]
         with torch.no_grad():
-            target_q = (self.target_agent.unroll(inputs, steps) if hs is None else self.target_agent.head(*hs, inputs.shape))[:, 1:]
+            target_q = (self.target_agent.unroll(inputs, steps, packing) if hs is None
+                        else self.target_agent.head(*hs, inputs.shape))[:, 1:]
             if c.double_q:
                 best = masked_argmax(q[:, 1:].detach(), avail_next)
                 target_max = target_q.gather(-1, best[..., None]).squeeze(-1)

@@ -232,3 +232,30 @@ def test_fused_forward_without_gradients_keeps_no_graph():
         tracked = gru_sequence(x, *ws)
     assert plain.grad_fn is None and tracked.grad_fn is not None
     assert torch.equal(plain, tracked)                 # the same forward pass, gates kept or not
+
+
+@needs_cc
+def test_qmix_elu_with_the_fused_unroll_is_elu_to_rounding_and_plain_elu_otherwise():
+    """QMIX's hidden ELU: with the fused unroll its expm1 runs in float64 (ATen's float32 expm1 is slow
+    on CPU), rounded once, so its values are ELU's to within an ulp; its gradient is ATen's formula
+    (g * exp(x) below 0) to float rounding. Without the fused unroll it is F.elu."""
+    import torch.nn.functional as F
+
+    from ccoma.algos.mixers import elu
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(4000, generator=g) * 3, torch.tensor([0.0, -0.0, -1e-30, 1e-30, -90.0, 50.0])])
+    x.requires_grad_()
+    dy = torch.randn(x.shape, generator=g)
+    exact = F.elu(x.detach().double())
+    with fused_gru.use_fused(True):
+        y = elu(x)
+    assert "_ELUBackward" in _graph(y)
+    (grad,) = torch.autograd.grad(y, x, dy)
+    ulp = torch.finfo(torch.float32).eps
+    assert torch.all((y.double() - exact).abs() <= ulp * exact.abs() + 1e-38)    # within an ulp (rounded once)
+    exact_grad = dy.double() * torch.exp(x.detach().double().clamp(max=0))      # ATen's formula, g * exp(x)
+    assert torch.allclose(grad.double(), exact_grad, rtol=4 * ulp, atol=1e-37)
+    assert torch.equal(y[x > 0], x[x > 0]) and bool((y[x <= 0] <= 0).all())
+    with fused_gru.use_fused(False):
+        plain = elu(x)
+    assert torch.equal(plain, F.elu(x)) and "EluBackward" in _graph(plain)
