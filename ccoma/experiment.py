@@ -31,6 +31,8 @@ def config_hash(cfg: RunConfig) -> str:
         del data["threads"]
     if not data["fused_gru"]:  # likewise the default unroll
         del data["fused_gru"]
+    if not data["budget"]["train_test_points"]:  # likewise no test points in training (before they existed)
+        del data["budget"]["train_test_points"]
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

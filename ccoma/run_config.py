@@ -28,6 +28,9 @@ class Budget:
     eval_episodes: int = doc("Episodes per greedy evaluation of one phase.", 32)
     test_points: int = doc("Greedy test points over a deployment (the headline curve, pymarl's test win "
                            "rate; at chunk boundaries, so at least this many, plus step 0).", 40)
+    train_test_points: int = doc("Greedy test points over training (pymarl's test win rate during training, "
+                                 "the learning curve: ``train/test/win_rate|return``; at chunk boundaries, the "
+                                 "last at the end of training); 0 = none. They leave training unchanged.", 0)
     test_episodes: int = doc("Episodes per greedy test point, drawn from the deployment's current "
                              "distribution; the same episodes for every method of a seed.", 32)
     checkpoints: int = doc("Checkpoints per stage (a resumed run restarts at the last one).", 10)
@@ -48,14 +51,14 @@ BUDGETS: dict[str, Budget] = {
                     render_steps=12),
     # minutes on a laptop: shows the shift
     "quick": Budget(train_steps=200_000, deploy_steps=200_000, n_envs=32, log_points=50, eval_points=8,
-                    eval_episodes=32, test_points=40, test_episodes=32, checkpoints=5, buffer_size=1000,
-                    compile=True),  # pays off: docs/throughput.md
+                    eval_episodes=32, test_points=40, train_test_points=10, test_episodes=32, checkpoints=5,
+                    buffer_size=1000, compile=True),  # pays off: docs/throughput.md
     # the scenario's own protocol (the paper's: 5M train, 1M deploy). The paper ran 8 environments in
     # parallel; 32 here is for throughput. Learners update per finished episodes, so the ratio of
     # updates to data is the same.
     "paper": Budget(train_steps=0, deploy_steps=0, n_envs=32, log_points=200, eval_points=20,
-                    eval_episodes=32, test_points=50, test_episodes=32, checkpoints=20, buffer_size=5000,
-                    compile=True),
+                    eval_episodes=32, test_points=50, train_test_points=20, test_episodes=32, checkpoints=20,
+                    buffer_size=5000, compile=True),
 }
 # seeds when none are given: intervals need at least two
 BUDGET_SEEDS = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
@@ -149,6 +152,8 @@ def resolve(scenario_name: str, budget_name: str = "paper", methods=None, seeds=
         if value is None or value <= 0:
             raise ConfigError(name, f"step count must be a positive number, got {value}")
     budget = dataclasses.replace(budget, train_steps=int(train), deploy_steps=int(deploy))
+    if budget.train_test_points < 0:
+        raise ConfigError(where, "budget: train_test_points must be 0 (none) or positive")
     if budget.n_envs < 1 or budget.log_points < 1 or budget.eval_points < 1 or budget.checkpoints < 1:
         raise ConfigError(where, "budget: n_envs, log_points, eval_points and checkpoints must be positive")
     if min(train, deploy) < budget.n_envs * budget.log_points:

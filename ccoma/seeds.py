@@ -15,6 +15,7 @@ STREAMS: dict[str, tuple[int, int]] = {
     "fisher": (1, 7),            # the episodes the EWC Fisher is estimated on
     "matrix": (1, 10_000),       # the performance matrix: greedy evaluations of every deployment phase
     "test": (1, 30_000),         # the greedy test curve (the headline metric), the same for every method
+    "train_test": (1, 40_000),   # the greedy test curve over training (optional: Budget.train_test_points)
     "render": (1, 20_000),       # the battle pictures
 }
 

@@ -91,20 +91,22 @@ def matrix_row(spec, scenario, learner, state: StageState, episodes: int, envs: 
 
 
 def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: EnvPool,
-               cache: EvalCache | None = None) -> None:
+               cache: EvalCache | None = None, kind: str = "deploy") -> None:
     """One point of the greedy test curve (the headline metric, as pymarl's test win rate).
 
-    ``episodes`` greedy episodes from the deployment's distribution at the current step, one per
-    environment. The worlds depend only on the run seed and the point's index, never on the method
-    or its learning, so every method of a seed is tested on the same episodes.
+    ``episodes`` greedy episodes from the ``kind`` stage's distribution (``deploy``: the deployment's,
+    the headline; ``train``: training's, the learning curve) at the current step, one per environment.
+    The worlds depend only on the run seed and the point's index, never on the method or its learning,
+    so every method of a seed is tested on the same episodes. The global random state is put back
+    afterwards, so a test point changes nothing the stage goes on to do.
     """
     from ccoma.data.rollout import evaluate
 
     index = len(state.tests["steps"])
-    seed = seed_for(spec.seed, "test") * 1000 + index
+    seed = seed_for(spec.seed, "test" if kind == "deploy" else f"{kind}_test") * 1000 + index
 
     def run():
-        source = scenario.source("deploy", seed=seed)
+        source = scenario.source(kind, seed=seed)
         source.set_step(state.t)
         env = envs.get(source, min(episodes, TEST_ENVS), seed, compile=spec.budget.compile)
         return evaluate(env, learner, episodes)
@@ -117,4 +119,4 @@ def test_point(spec, scenario, learner, state: StageState, episodes: int, envs: 
     state.tests["steps"].append(state.t)
     state.tests["win_rate"].append(win)
     state.tests["return"].append(ret)
-    state.points += [("deploy/test/win_rate", win, state.t), ("deploy/test/return", ret, state.t)]
+    state.points += [(f"{kind}/test/win_rate", win, state.t), (f"{kind}/test/return", ret, state.t)]

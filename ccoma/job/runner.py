@@ -206,8 +206,9 @@ class Job:
         n_chunks = -(-stage.steps // chunk)
         ckpt_every = max(1, n_chunks // b.checkpoints)
         eval_every = max(1, n_chunks // b.eval_points)
-        test_every = max(1, n_chunks // b.test_points)
-        tests = not s.is_train and not s.is_reference   # the test curve follows the deployment's schedule
+        # the test curve: a deployment's follows its schedule; training's (optional) is the learning curve
+        tests = (not s.is_train and not s.is_reference) or (s.is_train and b.train_test_points > 0)
+        test_every = max(1, n_chunks // max(1, b.train_test_points if s.is_train else b.test_points))
         if not s.is_train and not stage.evals:
             self._evaluate(stage, row=True, test=tests)
             if s.mode == "continual":
@@ -247,7 +248,10 @@ class Job:
         if row:
             evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes, self.envs,
                                   self.eval_cache)
-        if test:
+        if test and stage.stage.is_train:   # weights that change every update: nothing to look up
+            evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs,
+                                  kind="train")
+        elif test:
             evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs,
                                   self.eval_cache)
 

@@ -80,3 +80,6 @@ def test_config_hash_of_default_threads_is_unchanged():
     assert config_hash(cfg) == "6b463de04e"
     assert config_hash(dataclasses.replace(cfg, threads=2)) != "6b463de04e"
     assert config_hash(dataclasses.replace(cfg, fused_gru=True)) != "6b463de04e"   # another computation
+    # test points in training (smoke: none) are new series in the same runs: another configuration
+    assert config_hash(dataclasses.replace(cfg, budget=dataclasses.replace(cfg.budget, train_test_points=3))) \
+        != "6b463de04e"
