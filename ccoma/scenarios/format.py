@@ -12,6 +12,12 @@ SMACv2's vocabulary (``team_gen``-style unit-type weights, ``start_positions`` w
         - {mix: {a: 0.7, b: 0.3}}                           # per-episode random choice of phase
         - {cycle: [a, b], period: 100K}                     # a, b, a, b ... (forgetting)
 
+Where each team starts within its site is the ``formation``: by default (``layout: lattice``) a hex
+lattice around the drawn site centre, turned by a random angle per episode (``rotate``) and jittered
+(``jitter``, map units); ``formation: {layout: map}`` starts both teams in the map's own formation at
+its own sites instead (``SimEnv.from_map``'s grid, a tenth of a cell of jitter: SMAC's fixed spawns;
+the static ``2s3z`` and ``3s5z`` scenarios), and then no phase may set ``start_positions``.
+
 This module turns the YAML mapping into frozen dataclasses and checks everything that can be
 checked without geometry; :mod:`ccoma.scenarios.scenario` adds the geometric checks and the sampler.
 """
@@ -120,6 +126,9 @@ class Protocol:
 class Formation:
     jitter: float = 0.15  # per-unit random offset (map units); slots are spaced so it never causes overlap
     rotate: bool = True   # rotate each formation by a random angle
+    # "lattice": each team on a hex lattice around its drawn site centre (jitter, rotate above);
+    # "map": the map's own start formation at its own sites (SimEnv.from_map's, SMAC's fixed spawns)
+    layout: str = "lattice"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,6 +460,13 @@ def parse_scenario(raw, where: str, stem: str, map_loader, units) -> ScenarioSpe
     }
     if not isinstance(raw["phases"], dict) or not raw["phases"]:
         raise ConfigError(where, "field 'phases' should map phase names to their description")
+    if formation.layout == "map":
+        set_start = ["start_positions"] if "start_positions" in raw else []
+        set_start += [f"phases.{n}.start_positions" for n, p in raw["phases"].items()
+                      if isinstance(p, dict) and "start_positions" in p]
+        if set_start:
+            raise ConfigError(where, f"field '{set_start[0]}': formation.layout 'map' starts both teams at the "
+                                     "map's own sites; leave start_positions out")
     phases = {str(n): _phase(n, p, defaults, where, units, map_spec) for n, p in raw["phases"].items()}
     _check_sizes(phases, where)
     check_keys(raw["schedule"], set(STAGES), where, "schedule")
@@ -471,11 +487,17 @@ def parse_scenario(raw, where: str, stem: str, map_loader, units) -> ScenarioSpe
 def _formation(raw, where) -> Formation:
     if raw is None:
         return Formation()
-    check_keys(raw, {"jitter", "rotate"}, where, "formation")
+    check_keys(raw, {"jitter", "rotate", "layout"}, where, "formation")
+    layout = raw.get("layout", Formation.layout)
+    if layout not in ("lattice", "map"):
+        raise ConfigError(where, f"field 'formation.layout' should be 'lattice' or 'map', got {excerpt(layout)}")
+    if layout == "map" and ({"jitter", "rotate"} & set(raw)):
+        raise ConfigError(where, "fields 'formation.jitter' and 'formation.rotate' shape the lattice layout; "
+                                 "'map' places units in the map's own formation")
     jitter = raw.get("jitter", Formation.jitter)
     if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
         raise ConfigError(where, f"field 'formation.jitter' should be a number in [0, 1], got {excerpt(jitter)}")
     rotate = raw.get("rotate", Formation.rotate)
     if not isinstance(rotate, bool):
         raise ConfigError(where, f"field 'formation.rotate' should be true or false, got {excerpt(rotate)}")
-    return Formation(float(jitter), rotate)
+    return Formation(float(jitter), rotate, layout)

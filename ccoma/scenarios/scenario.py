@@ -128,6 +128,11 @@ class Scenario:
                                      spec.formation.jitter, spec.formation.rotate, max(self.n_agents, self.n_enemies))
         self.compiled = compiled or smp.compile_phases(spec, map_spec, self.unit_types, self.phase_names,
                                                        self.train_phases)
+        self.map_layout = None   # formation.layout 'map': the map's own start formation places both teams
+        if spec.formation.layout == "map":
+            from ccoma.sim.env import MapSource
+
+            self.map_layout = MapSource(map_spec, self.unit_types)
         smp.check_geometry(self)
         smp.check_unseen(self)
         self._frozen = True
@@ -382,5 +387,9 @@ class ScenarioSource:
                                                                self.n_enemies)
             situation[sel] = scn.situation_id(a_gid, e_gid, s_gid)
         unseen = ~torch.isin(situation, scn.compiled.train_support)
+        if scn.map_layout is not None:   # the map's own formation, jittered by the same draws
+            jit = torch.cat([d["agent_jit"].reshape(k, self.n_agents, 2), d["enemy_jit"].reshape(k, self.n_enemies, 2)],
+                            dim=1).float() * 2 - 1
+            ally_p, enemy_p = scn.map_layout.place(jit)
         return EpisodeSpecs(ally_types=ally_t, enemy_types=enemy_t, ally_pos=ally_p.float(),
                             enemy_pos=enemy_p.float(), phase=phase, unseen=unseen)

@@ -79,16 +79,24 @@ class MapSource:
             u = rng.uniform(rng.hash_keys(keys[:, None, None], torch.arange(self.n_agents + self.n_enemies)[:, None],
                                           torch.arange(2)))
             jit = u * 2 - 1
-        if self._base is not None:
-            pos = self._base + self._jitter * jit
-            ally_pos, enemy_pos = pos[:, : self.n_agents], pos[:, self.n_agents:]
-        else:
-            ally_pos = formation(self._centers[0].expand(k, 2), self.n_agents, self._spacing, jit[:, : self.n_agents])
-            enemy_pos = formation(self._centers[1].expand(k, 2), self.n_enemies, self._spacing,
-                                  jit[:, self.n_agents:])
+        ally_pos, enemy_pos = self.place(jit)
         return EpisodeSpecs(ally_types=self._ally.expand(k, -1), enemy_types=self._enemy.expand(k, -1),
                             ally_pos=ally_pos, enemy_pos=enemy_pos, phase=torch.zeros(k, dtype=torch.long),
                             unseen=torch.zeros(k, dtype=torch.bool))
+
+
+    def place(self, jit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The map's own start formation: each team's units, in roster order, around its site (or at the
+        map's start points), moved by ``jit`` [k, N + E, 2] in [-1, 1] (a tenth of a grid cell at most).
+        Returns ally [k, N, 2] and enemy [k, E, 2] positions. A scenario with ``formation: {layout: map}``
+        places its teams with this too."""
+        k = jit.shape[0]
+        if self._base is not None:
+            pos = self._base + self._jitter * jit
+            return pos[:, : self.n_agents], pos[:, self.n_agents:]
+        ally_pos = formation(self._centers[0].expand(k, 2), self.n_agents, self._spacing, jit[:, : self.n_agents])
+        enemy_pos = formation(self._centers[1].expand(k, 2), self.n_enemies, self._spacing, jit[:, self.n_agents:])
+        return ally_pos, enemy_pos
 
 
 class FixedSource:

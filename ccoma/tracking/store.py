@@ -20,6 +20,8 @@ Metric schema (every point has an explicit step):
 =================================  ==================================================================
 ``train/win_rate``, ``train/return``  rolling over the last 30 training episodes; step = training env steps
 ``train/loss/<name>``                 learner losses; step = training env steps
+``train/test/win_rate|return``        greedy test episodes from training's distribution (the learning
+                                      curve; ``Budget.train_test_points``); step = training env steps
 ``deploy/win_rate``, ``deploy/return`` online, last 30 deployment episodes; step = deployment env steps
 ``deploy/test/win_rate|return``       the headline: greedy test episodes from the deployment's current
                                       distribution, the same for every method; step = deployment env steps

@@ -248,3 +248,36 @@ def test_cli_list_and_show(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert 600 <= width <= 4000 and 400 <= height <= 3000 and len(data) > 20_000
+
+
+@pytest.mark.parametrize("name", ["2s3z", "3s5z"])
+def test_static_smac_scenarios_start_in_the_maps_own_formation(name):
+    """``formation: {layout: map}``: both teams, in roster order, on the map's own start grid (as
+    ``SimEnv.from_map`` deals them, SMAC's fixed spawns), each unit within a tenth of a cell of its slot;
+    the jitter comes from the scenario's own draws, so episodes still differ."""
+    from ccoma.sim.env import SimEnv
+
+    scn = load_scenario(name)
+    assert scn.spec.formation.layout == "map"
+    sp = scn.source("train", seed=5).sample(512)
+    own = SimEnv.from_map(name, 1).source
+    ally0, enemy0 = own.place(torch.zeros(1, scn.n_agents + scn.n_enemies, 2))
+    slack = 0.1 * own._spacing + 1e-5
+    assert float((sp.ally_pos - ally0).abs().max()) <= slack and float((sp.enemy_pos - enemy0).abs().max()) <= slack
+    assert bool((sp.ally_types == own._ally).all()) and bool((sp.enemy_types == own._enemy).all())
+    assert float((sp.ally_pos - ally0).abs().max()) > 0.5 * slack    # jittered, not one fixed picture
+    _check_formations(sp, scn)
+
+
+def test_map_layout_refuses_start_positions_and_lattice_fields(tmp_path):
+    from ccoma.errors import ConfigError
+
+    base = {"description": "test", "map": "2s3z", "formation": {"layout": "map"},
+            "protocol": {"train_steps": 1000, "deploy_steps": 1000, "unseen_from": None},
+            "phases": {"p": {}}, "schedule": {"train": [{"phase": "p"}], "deploy": [{"phase": "p"}]}}
+    bad = [({"phases": {"p": {"start_positions": {"dist_type": "reflect"}}}}, "phases.p.start_positions"),
+           ({"formation": {"layout": "map", "rotate": False}}, "formation.jitter"),
+           ({"formation": {"layout": "grid"}}, "formation.layout")]
+    for change, field in bad:
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            load_scenario(_write(tmp_path, {**base, **change}))
