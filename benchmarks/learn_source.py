@@ -1,0 +1,51 @@
+"""Does a learner's curve depend on where the episodes come from? learn_static's loop on a map's own
+episodes (``SimEnv.from_map``) or on a scenario's training source, side by side.
+
+    python benchmarks/learn_source.py map qmix 0                 # the map's own formation (2s3z)
+    python benchmarks/learn_source.py 2s3z qmix 0                # the 2s3z scenario's training source
+    python benchmarks/learn_source.py path/to/scenario.yaml qmix 0
+
+The same learner, replay (the paper budget's 5,000 episodes), ``Rollout`` and greedy ``evaluate`` as
+``benchmarks/learn_static.py``, 32 compiled environments, one thread, ``--fused-gru``'s unroll, 1M
+steps; a greedy test of 32 episodes every 50K steps on a separate environment of the same source.
+Session 34 used it to tell the harness from the task: the 2s3z scenario's random lattice formations
+were harder than the map's own (docs/throughput.md, *Learning, shown through the harness*).
+"""
+import sys
+
+import torch
+
+from ccoma.algos import fused_gru, registry
+from ccoma.allocator import keep_freed_memory
+from ccoma.data.buffer import buffer_for
+from ccoma.data.rollout import Rollout, evaluate
+from ccoma.scenarios import load_scenario
+from ccoma.sim.env import SimEnv
+
+
+def main(argv) -> int:
+    source, algo, seed = argv[0], argv[1], int(argv[2])
+    keep_freed_memory()
+    torch.set_num_threads(1)
+    fused_gru.set_fused(True)
+    torch.manual_seed(seed)
+    if source == "map":
+        env = SimEnv.from_map("2s3z", n_envs=32, seed=seed, compile=True)
+        ev = SimEnv.from_map("2s3z", n_envs=32, seed=10_000 + seed)
+    else:
+        scn = load_scenario(source)
+        env = SimEnv(scn.map, 32, source=scn.source("train", seed=seed), seed=seed, compile=True)
+        ev = SimEnv(scn.map, 32, source=scn.source("train", seed=10_000 + seed), seed=10_000 + seed)
+    learner = registry.make(algo, env.get_env_info(), "cpu")
+    rollout = Rollout(env, learner, buffer_for(learner, env.n_agents, env.episode_limit, 5000, 32, "cpu"))
+    curve = []
+    while rollout.t_env < 1_000_000:
+        rollout.run(50_000)
+        curve.append(float(evaluate(ev, learner, 32)["won"].float().mean()))
+        print(source, algo, seed, rollout.t_env, f"{curve[-1]:.2f}", flush=True)
+    print("CURVE", source, algo, seed, " ".join(f"{w:.2f}" for w in curve))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
