@@ -84,7 +84,6 @@ class MapSource:
                             ally_pos=ally_pos, enemy_pos=enemy_pos, phase=torch.zeros(k, dtype=torch.long),
                             unseen=torch.zeros(k, dtype=torch.bool))
 
-
     def place(self, jit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The map's own start formation: each team's units, in roster order, around its site (or at the
         map's start points), moved by ``jit`` [k, N + E, 2] in [-1, 1] (a tenth of a grid cell at most).
