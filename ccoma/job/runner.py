@@ -248,12 +248,10 @@ class Job:
         if row:
             evaluation.matrix_row(self.spec, self.scenario, self.learner, stage, b.eval_episodes, self.envs,
                                   self.eval_cache)
-        if test and stage.stage.is_train:   # weights that change every update: nothing to look up
+        if test:   # training's weights change every update: nothing to look up in the cache
+            train = stage.stage.is_train
             evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs,
-                                  kind="train")
-        elif test:
-            evaluation.test_point(self.spec, self.scenario, self.learner, stage, b.test_episodes, self.envs,
-                                  self.eval_cache)
+                                  None if train else self.eval_cache, kind="train" if train else "deploy")
 
     def _render(self, stage: StageState, when: str) -> None:
         artifacts.render(self.spec, self.scenario, self.learner, stage, when, self.dir, self.runs[stage.stage.mode],
