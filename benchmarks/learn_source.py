@@ -4,6 +4,7 @@ episodes (``SimEnv.from_map``) or on a scenario's training source, side by side.
     python benchmarks/learn_source.py map qmix 0                 # the map's own formation (2s3z)
     python benchmarks/learn_source.py 2s3z qmix 0                # the 2s3z scenario's training source
     python benchmarks/learn_source.py path/to/scenario.yaml qmix 0
+    python benchmarks/learn_source.py map qmix 0 out.csv         # also the curve as learn_static.py's CSV rows
 
 The same learner, replay (the paper budget's 5,000 episodes), ``Rollout`` and greedy ``evaluate`` as
 ``benchmarks/learn_static.py``, 32 compiled environments, one thread, ``--fused-gru``'s unroll, 1M
@@ -11,6 +12,7 @@ steps; a greedy test of 32 episodes every 50K steps on a separate environment of
 Session 34 used it to tell the harness from the task: the 2s3z scenario's random lattice formations
 were harder than the map's own (docs/throughput.md, *Learning, shown through the harness*).
 """
+import csv
 import sys
 
 import torch
@@ -44,6 +46,11 @@ def main(argv) -> int:
         curve.append(float(evaluate(ev, learner, 32)["won"].float().mean()))
         print(source, algo, seed, rollout.t_env, f"{curve[-1]:.2f}", flush=True)
     print("CURVE", source, algo, seed, " ".join(f"{w:.2f}" for w in curve))
+    if len(argv) > 3:   # the test steps as the harness counts them (50K, 100K, ...): learning_check --against
+        with open(argv[3], "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["algo", "seed", "source", "t_env", "eval_win_rate"])
+            out.writerows([algo, seed, source, 50_000 * (i + 1), f"{w:.4f}"] for i, w in enumerate(curve))
     return 0
 
 

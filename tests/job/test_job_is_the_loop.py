@@ -1,0 +1,79 @@
+"""A job's training is the benchmarks' loop: ``Rollout.run`` over the scenario's training episodes.
+
+``benchmarks/learn_static.py`` and ``learn_source.py`` show learning with a bare loop: one environment,
+the method's default learner, ``buffer_for``'s data regime, ``Rollout.run``. A job trains through
+``ccoma.job`` instead: chunks, metric points, greedy test points, checkpoints. Those must not change
+what it learns (the last round's COMA learned in the benchmark and ran off-policy in the harness, whose
+buffer was built differently). So: with its checkpoint barrier only at the end of training, a job's
+trained weights equal, bit for bit, the bare loop's on the same seeds (``ccoma.seeds``).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+STEPS = 3_200   # 10 chunks of 320 steps, 40 batched steps of 8 environments each
+
+
+def _tensors(sd, prefix=""):
+    for k, v in sd.items():
+        if isinstance(v, dict):
+            yield from _tensors(v, f"{prefix}{k}.")
+        elif isinstance(v, torch.Tensor):
+            yield f"{prefix}{k}", v
+
+
+def _job(tmp_path, algo: str, seed: int):
+    from ccoma import checkpoint
+    from ccoma.experiment import single
+    from ccoma.run_config import resolve
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        # test points every chunk: they too must leave training alone
+        cfg = resolve("2s3z", "smoke", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", report=False,
+                      run_dir=str(tmp_path / "runs"), train_steps=STEPS,
+                      overrides={"budget": {"checkpoints": 1, "train_test_points": 10}})
+        result = single(cfg, algo, seed, "train", echo=lambda *_: None)
+    finally:
+        os.chdir(cwd)
+    return cfg, checkpoint.load(result["checkpoint"])["learner"]
+
+
+def _loop(cfg, algo: str, seed: int):
+    from ccoma.algos import registry
+    from ccoma.data.buffer import buffer_for
+    from ccoma.data.rollout import Rollout
+    from ccoma.envs import make
+    from ccoma.scenarios import load_scenario
+    from ccoma.seeds import seed_for
+
+    b = cfg.budget
+    torch.manual_seed(seed_for(seed, "torch"))
+    scenario = load_scenario(cfg.scenario).rescaled(b.train_steps, b.deploy_steps)
+    learner = registry.make(algo, make("sim", scenario.map, 1, seed, source=scenario.source("train", seed=seed))
+                            .get_env_info())
+    env = make("sim", scenario.map, b.n_envs, seed_for(seed, "train_env"), source=scenario.source("train", seed=seed))
+    rollout = Rollout(env, learner, buffer_for(learner, env.n_agents, env.episode_limit, b.buffer_size, b.n_envs, "cpu"))
+    rollout.run(b.train_steps)
+    return learner.state_dict(), learner.train_steps
+
+
+@pytest.mark.parametrize("algo", ["qmix", "coma"])
+def test_a_jobs_training_is_the_bare_loop_bit_for_bit(tmp_path, algo):
+    threads = torch.get_num_threads()
+    try:
+        cfg, job = _job(tmp_path, algo, seed=1)
+        torch.set_num_threads(1)                  # as a job runs
+        loop, updates = _loop(cfg, algo, seed=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert cfg.budget.train_steps // cfg.budget.log_points % cfg.budget.n_envs == 0   # chunks end on a batched step
+    assert updates >= 2 and job["counters"] == loop["counters"]
+    a, b = dict(_tensors(job)), dict(_tensors(loop))
+    assert a.keys() == b.keys() and len(a) > 4
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different
