@@ -4,7 +4,7 @@
     python benchmarks/learn_throughput.py --budgets quick,paper --windows 3
     python benchmarks/learn_throughput.py --baseline /work/wt/baseline --windows 10   # longer
     python benchmarks/learn_throughput.py --no-baseline --algos qmix --modes solo
-    python benchmarks/learn_throughput.py --fused-gru             # this checkout with --fused-gru's unroll
+    python benchmarks/learn_throughput.py --no-fused-gru          # this checkout with torch.gru (the default is the harness's, fused)
     python benchmarks/learn_throughput.py --interleave --windows 8 --window 30000   # drift-robust ratios
 
 Each measurement is one job the way the harness runs it (``ccoma/run_config.py`` BUDGETS): a 2s3z
@@ -244,8 +244,9 @@ def main(argv=None) -> int:
     p.add_argument("--windows", type=int, default=2, help="timed windows per job (median reported)")
     p.add_argument("--compile", type=int, choices=(0, 1), default=None, help="override the budget's compile flag")
     p.add_argument("--out", default="", help="also write the results as JSON here")
-    p.add_argument("--fused-gru", action="store_true", help="this checkout's jobs unroll the GRU with the fused C "
-                   "loop (RunConfig.fused_gru); the baseline's run as they always did")
+    p.add_argument("--fused-gru", action=argparse.BooleanOptionalAction, default=True,
+                   help="this checkout's jobs unroll the GRU with the fused C loop, as the harness's do by default "
+                   "(RunConfig.fused_gru); --no-fused-gru: torch.gru. The baseline's run as they always did")
     p.add_argument("--interleave", action="store_true", help="run this checkout's and the baseline's jobs by turns "
                    "(warm-ups, then window by window in alternating order) and report per-round ratios")
     # child mode (internal)
@@ -280,7 +281,7 @@ def main(argv=None) -> int:
     if args.interleave and args.no_baseline:
         p.error("--interleave needs a baseline to take turns with")
     print(f"map {args.map}, warm-up {args.warmup} steps, {args.windows} x {args.window}-step windows, 1 thread per job"
-          + (", this checkout with --fused-gru" if args.fused_gru else "")
+          + (", this checkout with --fused-gru (the default)" if args.fused_gru else ", this checkout with torch.gru")
           + (", the two codes by turns (ratio: of median rates; rounds: median [min-max] of per-round ratios)"
              if args.interleave else ""))
     print("rates: env steps per wall-clock second (per job) | per CPU-second of the job's process")

@@ -73,8 +73,7 @@ def run_harness(args, store: Path) -> None:
         "evaluate", "--scenario", args.scenario, "--budget", "paper", "--train-steps", str(args.steps),
         "--deploy-steps", str(args.deploy_steps), "-m", args.method, "--workers", str(args.workers),
         "--no-report", "--run-dir", str(store / "runs"), "--tracking-uri", f"sqlite:///{(store / 'mlflow.db').resolve()}"]
-    if args.fused_gru:
-        cmd.append("--fused-gru")
+    cmd.append("--fused-gru" if args.fused_gru else "--no-fused-gru")
     if args.config:
         cmd += ["--config", args.config]
     for s in args.seeds:
@@ -176,7 +175,7 @@ def main(argv=None) -> int:
     p.add_argument("--deploy-steps", type=int, default=6400, help="a short deployment: only training is checked")
     p.add_argument("--target", type=float, default=0.8)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--no-fused-gru", dest="fused_gru", action="store_false")
+    p.add_argument("--no-fused-gru", dest="fused_gru", action="store_false", help="torch.gru's unroll")
     p.add_argument("--config", default=None, help="a RunConfig YAML passed to ccoma evaluate")
     p.add_argument("--store", default="runs/learning_check", help="the MLflow store and run folder")
     p.add_argument("--read-only", action="store_true", help="score the runs already in --store, run nothing")

@@ -111,14 +111,15 @@ class RunConfig:
     fused_gru: bool = doc("Learner updates unroll the agents' GRU with ccoma's fused C loop "
                           "(ccoma.algos.fused_gru: per time step one pass over the gates, the products in "
                           "torch's BLAS) instead of torch.gru, and run the agents' fc1 and GRU (and QMIX's "
-                          "mixer) only on the slots each episode of a batch fills (its padding is skipped): "
-                          "QMIX/VDN updates ~2.2-2.6x faster on one CPU thread (docs/throughput.md). The same "
-                          "layer, but exp/tanh and the gradient sums round differently (~1e-7), so a seed's results "
-                          "differ from the default's as noise, not bias. COMA's critic then also walks its "
-                          "time steps in C (ccoma.algos.fused_critic: a run of optimiser steps per call, "
-                          "the sums and norms grouped differently from ATen's; COMA updates ~2x faster). "
-                          "Needs a C compiler (built once into ccoma's cache); without one it runs torch.gru "
-                          "and the step-by-step walk, and says so.", False)
+                          "mixer) only on the slots each episode of a batch fills (its padding is skipped); "
+                          "COMA's critic walks its time steps in C (ccoma.algos.fused_critic). Per paper-budget "
+                          "job, two side by side, against 6baf4c6: COMA ~3.0x, QMIX ~2.3x (torch.gru: COMA ~1.7x; "
+                          "docs/throughput.md). The same layers and losses, but exp/tanh and the gradient sums "
+                          "round differently (~1e-7), so a seed's results differ from torch.gru's as noise, not "
+                          "bias. On by default since session 35; off (--no-fused-gru) runs torch.gru, bit for "
+                          "bit the GRUCell walk that acting runs, and the critic's step-by-step walk. Needs a C "
+                          "compiler (built once into ccoma's cache); without one, or off the CPU, it runs "
+                          "torch.gru and the step-by-step walk, and says so (tag ccoma.gru_unroll).", True)
     ray_address: str = doc("Ray cluster address for executor=ray ('' = start a local runtime).", "")
     tracking_uri: str = doc("MLflow tracking URI ('' = sqlite:///mlflow.db in the working directory).", "")
     run_dir: str = doc("Where checkpoints and run files go.", "ccoma_runs")

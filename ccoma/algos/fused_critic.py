@@ -41,7 +41,7 @@ def _load() -> ctypes.CDLL | None:
 def status() -> str:
     """How COMA's critic walk runs on CPU, and why."""
     if not fused_gru._on():
-        return "step by step (the default)"
+        return "step by step (fused unroll off)"
     _load()
     return _state["why"]
 

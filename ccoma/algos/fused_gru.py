@@ -18,11 +18,12 @@ sequences still running at each step are a prefix of that step's rows.
 The numbers are the layer's (``torch.nn.GRU``'s equations and weight layout) but not ATen's bit for
 bit: exp and tanh are this file's polynomials and the gradient sums are grouped differently (over
 fewer rows, in another order, when padding is skipped), so results differ from ``torch.gru`` by
-float rounding (~1e-7 relative; tests/algos/test_fused_gru.py bounds it). So it is not the
-default: ``torch.gru`` is, bit for bit the GRUCell walk that acting runs, and a job uses the fused
-unroll when asked (``RunConfig.fused_gru``, ``--fused-gru``; in code :func:`set_fused` or
-:func:`use_fused`). The library is compiled at first use with the system C compiler (``$CC``,
-else ``cc``) for this CPU and kept in ccoma's cache folder; where that is impossible (no compiler,
+float rounding (~1e-7 relative; tests/algos/test_fused_gru.py bounds it). Jobs use it by default
+since session 35 (``RunConfig.fused_gru``; ``--no-fused-gru`` turns it off): the speed of the
+paper-budget jobs comes from it. In code it is off until asked (:func:`set_fused`, :func:`use_fused`),
+and off it is ``torch.gru``, bit for bit the GRUCell walk that acting runs. The library is compiled at
+first use with the system C compiler (``$CC``, else ``cc``) for this CPU and kept in ccoma's cache
+folder; where that is impossible (no compiler,
 no ``sgemm_`` exported by torch, a failed self-check), and on any device but the CPU or any dtype but
 float32, :func:`gru_sequence` runs ``torch.gru`` instead (and the agents compute every slot).
 :func:`status` says which, and why.
@@ -190,7 +191,7 @@ def _load() -> ctypes.CDLL | None:
 def status() -> str:
     """Which unroll the learners use on CPU, and why."""
     if not _on():
-        return "torch.gru (the default)"
+        return "torch.gru (fused unroll off)"
     _load()
     return _state["why"]
 

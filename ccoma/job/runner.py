@@ -270,12 +270,12 @@ def run_job(spec: JobSpec) -> dict:
     with fused_gru.use_fused(spec.fused_gru):   # this job's unroll; the process's setting comes back after
         job = Job(spec)
         try:
-            if spec.fused_gru:                  # which unroll ran (a machine without a C compiler runs torch.gru)
-                tags = {"ccoma.gru_unroll": fused_gru.status()}
-                if spec.algo == "coma":         # and how COMA's critic walked (in C, or step by step)
-                    tags["ccoma.critic_walk"] = fused_critic.status()
-                for run in job.runs.values():
-                    run.set_tags(tags)
+            # which unroll ran (off, or a machine without a C compiler: torch.gru)
+            tags = {"ccoma.gru_unroll": fused_gru.status()}
+            if spec.algo == "coma":             # and how COMA's critic walked (in C, or step by step)
+                tags["ccoma.critic_walk"] = fused_critic.status()
+            for run in job.runs.values():
+                run.set_tags(tags)
             result = job.run()
         except KeyboardInterrupt:
             for run in job.runs.values():

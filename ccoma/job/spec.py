@@ -45,7 +45,7 @@ class JobSpec:
     init_from: str = ""         # deploy from this trained checkpoint (or policy directory) instead of training
     reference: tuple = ()       # (phase, steps) of the from-scratch reference stage, when methods has "reference"
     threads: int = 1            # torch threads for learner updates (RunConfig.threads)
-    fused_gru: bool = False     # the learners' GRU unroll: ccoma's fused C loop (RunConfig.fused_gru)
+    fused_gru: bool = True      # the learners' GRU unroll: ccoma's fused C loop (RunConfig.fused_gru)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,7 +84,7 @@ def test_fused_walk_refuses_an_action_outside_the_critics_outputs():
 
 
 def test_default_walk_is_step_by_step():
-    assert fused_critic.status() == "step by step (the default)"
+    assert fused_critic.status() == "step by step (fused unroll off)"
     assert not fused_critic.runs_fused(torch.zeros(2, 3))
 
 

@@ -155,7 +155,7 @@ def test_fused_agent_unroll_learns_the_same_gradients_as_the_cell_walk():
 
 def test_default_unroll_is_torch_gru_bit_for_bit():
     """Without --fused-gru nothing changes: the unroll is the GRUCell walk's numbers exactly (CPU)."""
-    assert fused_gru.status() == "torch.gru (the default)"
+    assert fused_gru.status() == "torch.gru (fused unroll off)"
     torch.manual_seed(1)
     agent = RNNAgent(7, 3, 16)
     x = torch.randn(4, 9, 3, 7)
@@ -170,7 +170,7 @@ def test_default_unroll_is_torch_gru_bit_for_bit():
 def test_use_fused_restores_the_setting():
     with fused_gru.use_fused(True):
         with fused_gru.use_fused(False):
-            assert fused_gru.status() == "torch.gru (the default)"
+            assert fused_gru.status() == "torch.gru (fused unroll off)"
         assert fused_gru._on()
     assert not fused_gru._on()
 

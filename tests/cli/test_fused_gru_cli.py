@@ -1,5 +1,6 @@
-"""``--fused-gru``: a job unrolls its learners' GRU with the fused C loop (COMA's critic walks in C),
-records which ran, and leaves the process's setting as it found it."""
+"""``--fused-gru`` (the default since session 35): a job unrolls its learners' GRU with the fused C loop
+(COMA's critic walks in C), records which ran, and leaves the process's setting as it found it;
+``--no-fused-gru`` runs torch.gru and the critic's step-by-step walk, and records that."""
 
 import pytest
 from click.testing import CliRunner
@@ -8,8 +9,8 @@ from ccoma.algos import fused_gru
 from ccoma.cli import cli
 
 
-@pytest.mark.parametrize("method", ["c-qmix", "c-coma"])
-def test_fused_gru_runs_through_evaluate_and_is_recorded(method, tmp_path, monkeypatch, critic_walks):
+@pytest.mark.parametrize("method,flag", [("c-qmix", []), ("c-coma", ["--fused-gru"])])
+def test_fused_gru_runs_through_evaluate_and_is_recorded(method, flag, tmp_path, monkeypatch, critic_walks):
     from ccoma.algos import networks
     from ccoma.tracking import Tracker
 
@@ -24,7 +25,7 @@ def test_fused_gru_runs_through_evaluate_and_is_recorded(method, tmp_path, monke
 
     monkeypatch.setattr(networks, "episode_packing", spy)
     res = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", method, "--seed", "0", "--workers", "1",
-                                   "--fused-gru", "--no-report"])
+                                   *flag, "--no-report"])
     assert res.exit_code == 0, res.output
     assert "1 jobs finished, 0 failed" in res.output
     assert not fused_gru._on()                 # the job ran in this process; the default is back
@@ -46,3 +47,24 @@ def test_fused_gru_runs_through_evaluate_and_is_recorded(method, tmp_path, monke
         assert bool(critic_walks) == bool(fused_gru.c_compiler()[1])
     else:
         assert "ccoma.critic_walk" not in child[0].data.tags and not critic_walks
+
+
+def test_no_fused_gru_runs_torch_gru_and_is_recorded(tmp_path, monkeypatch, critic_walks):
+    from ccoma.algos import networks
+    from ccoma.tracking import Tracker
+
+    monkeypatch.chdir(tmp_path)
+    packed = []
+    monkeypatch.setattr(networks, "episode_packing", lambda *a: packed.append(a) or None)
+    res = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", "c-coma", "--seed", "0", "--workers", "1",
+                                   "--no-fused-gru", "--no-report"])
+    assert res.exit_code == 0, res.output
+    client = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}").client
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert all(r.data.params["fused_gru"] == "False" for r in runs if "fused_gru" in r.data.params)
+    child = [r for r in runs if r.data.tags.get("mlflow.runName", "").startswith("c-coma")]
+    assert child and child[0].info.status == "FINISHED"
+    assert child[0].data.tags["ccoma.gru_unroll"] == "torch.gru (fused unroll off)"
+    assert child[0].data.tags["ccoma.critic_walk"] == "step by step (fused unroll off)"
+    assert client.get_metric_history(child[0].info.run_id, "train/loss/critic_loss")   # updates ran
+    assert not packed and not critic_walks     # every slot computed, the critic walked step by step

@@ -44,7 +44,7 @@ def _job(tmp_path, algo: str, seed: int):
 
 
 def _loop(cfg, algo: str, seed: int):
-    from ccoma.algos import registry
+    from ccoma.algos import fused_gru, registry
     from ccoma.data.buffer import buffer_for
     from ccoma.data.rollout import Rollout
     from ccoma.envs import make
@@ -58,7 +58,8 @@ def _loop(cfg, algo: str, seed: int):
                             .get_env_info())
     env = make("sim", scenario.map, b.n_envs, seed_for(seed, "train_env"), source=scenario.source("train", seed=seed))
     rollout = Rollout(env, learner, buffer_for(learner, env.n_agents, env.episode_limit, b.buffer_size, b.n_envs, "cpu"))
-    rollout.run(b.train_steps)
+    with fused_gru.use_fused(cfg.fused_gru):     # the job's unroll (RunConfig.fused_gru: on by default)
+        rollout.run(b.train_steps)
     return learner.state_dict(), learner.train_steps
 
 
