@@ -175,8 +175,8 @@ def _child_cmd(algo: str, budget: str, n_jobs: int, args, code: Path) -> list[st
            "--windows", str(args.windows), "--n-jobs", str(n_jobs)]
     if args.compile is not None:
         cmd += ["--compile", str(int(args.compile))]
-    if args.fused_gru and code == ROOT:      # the baseline has no fused unroll
-        cmd += ["--fused-gru"]
+    # this checkout as asked (fused by default); the baseline has no fused unroll
+    cmd += ["--fused-gru" if args.fused_gru and code == ROOT else "--no-fused-gru"]
     return cmd
 
 
