@@ -1,7 +1,11 @@
 """The job's run loop: stages in order, in chunks, with checkpoints and exact resume.
 
 A stage runs in chunks of ``steps / log_points`` env steps; after each chunk the online metrics are
-recorded. At ``checkpoints`` evenly spaced chunk boundaries the job (1) resets every environment
+recorded. The rollout counts the env steps it takes (pymarl's ``t_env``, which the exploration
+schedule reads) and each chunk runs from wherever the last one stopped to the chunk's end, so a
+chunk's last batched step may pass its end by less than one batched step and the next chunk is that
+much shorter: a stage takes its budget to within one batched step, and its metric points sit at the
+chunks' ends. At ``checkpoints`` evenly spaced chunk boundaries the job (1) resets every environment
 (running episodes are dropped: the barrier is part of the protocol, so resumed and uninterrupted runs
 see the same episodes), (2) saves a checkpoint, pending metric points included, (3) flushes those
 points to MLflow. A killed job restarts from its last checkpoint and flushes the points saved in it
@@ -184,6 +188,7 @@ class Job:
             self.learner.load_state_dict(saved["learner"])
         rollout = Rollout(env, self.learner, buffer, mode=act.mode, threads=spec.threads)
         rollout.schedule_t = act.schedule_t
+        rollout.t_env = stage.env_t      # 0, or where a resumed stage's rollout stood at its checkpoint
         if saved is not None:
             if buffer is not None and saved["buffer"]:
                 ckpt.load_buffer_state(buffer, saved["buffer"])
@@ -216,15 +221,15 @@ class Job:
         while stage.t < stage.steps:
             i = stage.t // chunk
             source.set_step(stage.t)
-            rollout.t_env = stage.t
+            end = min(stage.steps, (i + 1) * chunk)
             losses: dict[str, list[float]] = {}
 
             def on_train(info, t_env):
                 for k, v in info.items():
                     losses.setdefault(k, []).append(float(v))
 
-            stats = rollout.run(chunk, learn=act.learn, on_train=on_train)
-            stage.t = min(stage.steps, (i + 1) * chunk)
+            stats = rollout.run(max(0, end - rollout.t_env), learn=act.learn, on_train=on_train)
+            stage.t, stage.env_t = end, rollout.t_env
             self._progress()
             stage.record_episodes(stats)
             stage.log_online(losses)

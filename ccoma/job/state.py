@@ -15,7 +15,8 @@ WINDOW = 30  # episodes in the online win rate (the paper's "30 episodes")
 class StageState:
     def __init__(self, stage: Stage):
         self.stage = stage
-        self.t = 0
+        self.t = 0          # the stage's step: chunk ends, where its metric points are logged
+        self.env_t = 0      # the env steps its rollout has taken (pymarl's t_env): t, or up to a batched step past
         self.window: deque = deque(maxlen=WINDOW)          # (won, return) of the last episodes
         self.points: list[tuple[str, float, int]] = []     # pending metric points
         self.series: dict[str, list] = {"steps": [], "win_rate": [], "return": []}   # online
@@ -32,12 +33,14 @@ class StageState:
         return self.stage.steps
 
     def state(self) -> dict:
-        return {"name": self.name, "steps": self.steps, "t": self.t, "window": [list(w) for w in self.window],
+        return {"name": self.name, "steps": self.steps, "t": self.t, "env_t": self.env_t,
+                "window": [list(w) for w in self.window],
                 "series": self.series, "evals": self.evals, "tests": self.tests,
                 "points": [list(p) for p in self.points]}
 
     def load(self, sd: dict) -> None:
         self.t = int(sd["t"])
+        self.env_t = int(sd.get("env_t", sd["t"]))   # checkpoints before session 35: the counter was t
         self.window.clear()
         self.window.extend(tuple(w) for w in sd["window"])
         self.series, self.evals = sd["series"], sd["evals"]
