@@ -43,23 +43,24 @@ class _Group(click.Group):
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
+        before = _open_runs()   # runs the process had open before this command: not this command's to end
         try:
             return super().invoke(ctx)
         except CcomaError as exc:
-            _close_runs(exc)
+            _close_runs(exc, before)
             if os.environ.get("CCOMA_DEBUG"):
                 raise
             click.echo(f"ccoma: error: {_one_line(exc)}", err=True)
             ctx.exit(2)
         except OSError as exc:
-            _close_runs(exc)
+            _close_runs(exc, before)
             if exc.filename is None or os.environ.get("CCOMA_DEBUG"):
                 raise  # not about a file the user named: a bug, keep the traceback
             click.echo(f"ccoma: error: {exc.filename}: {exc.strerror or type(exc).__name__}", err=True)
             ctx.exit(2)
         except (Exception, KeyboardInterrupt) as exc:
             if not isinstance(exc, click.exceptions.Exit):
-                _close_runs(exc)
+                _close_runs(exc, before)
             raise
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
@@ -98,11 +99,17 @@ def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _close_runs(exc: BaseException) -> None:
-    """No MLflow run outlives the command that opened it in RUNNING: the error ends them, tagged."""
+def _open_runs() -> set[str]:
     guard = sys.modules.get("ccoma.store_guard")  # loaded with ccoma.tracking; absent = no run opened
+    return set(guard.OPEN_RUNS) if guard is not None else set()
+
+
+def _close_runs(exc: BaseException, before: set[str]) -> None:
+    """No MLflow run outlives the command that opened it in RUNNING: the error ends the runs it opened,
+    tagged (``before``: the runs already open when it started, e.g. a caller's in the same process)."""
+    guard = sys.modules.get("ccoma.store_guard")
     if guard is not None:
-        guard.fail_open_runs(exc)
+        guard.fail_open_runs(exc, since=before)
 
 
 def _one_line(exc) -> str:

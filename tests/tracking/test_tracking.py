@@ -254,6 +254,25 @@ def test_unreachable_server_is_one_line_error_quickly():
     assert out.exit_code == 2 and out.output.count("\n") == 1 and "unreachable" in out.output
 
 
+def test_a_failing_command_ends_only_its_own_runs(tmp_path):
+    """A command that fails marks the runs it opened FAILED, not runs the process held before it (a
+    caller's, or in one pytest worker an earlier test's)."""
+    from ccoma.cli import cli
+    from ccoma.store_guard import OPEN_RUNS
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mine.db'}")
+    mine = tracker.evaluate_run("2s3z", "caller", backend="ccoma-sim 1.0", budget="smoke")
+    assert mine.run_id in OPEN_RUNS
+    out = CliRunner().invoke(cli, ["models", "list", "--tracking-uri", f"http://127.0.0.1:{_dead_port()}"])
+    assert out.exit_code == 2 and "unreachable" in out.output
+    assert mine.run_id in OPEN_RUNS and tracker.client.get_run(mine.run_id).info.status == "RUNNING"
+    out = CliRunner().invoke(cli, ["evaluate", "--budget", "smoke", "-m", "no-such-method",
+                                   "--tracking-uri", f"sqlite:///{tmp_path / 'mine.db'}"])
+    assert out.exit_code == 2 and tracker.client.get_run(mine.run_id).info.status == "RUNNING"
+    mine.finish("finished")
+    assert tracker.client.get_run(mine.run_id).info.status == "FINISHED"
+
+
 def test_default_store_is_sqlite_in_cwd(tmp_path, monkeypatch):
     from ccoma.tracking import resolve_uri
 
