@@ -113,7 +113,7 @@ class RunConfig:
                           "torch's BLAS) instead of torch.gru, and run the agents' fc1 and GRU (and QMIX's "
                           "mixer) only on the slots each episode of a batch fills (its padding is skipped); "
                           "COMA's critic walks its time steps in C (ccoma.algos.fused_critic). Per paper-budget "
-                          "job, two side by side, against 6baf4c6: COMA ~3.0x, QMIX ~2.3x (torch.gru: COMA ~1.7x; "
+                          "job, two side by side, against 6baf4c6: COMA 2.6-3.0x, QMIX 2.2-2.3x (torch.gru: COMA ~1.7x; "
                           "docs/throughput.md). The same layers and losses, but exp/tanh and the gradient sums "
                           "round differently (~1e-7), so a seed's results differ from torch.gru's as noise, not "
                           "bias. On by default since session 35; off (--no-fused-gru) runs torch.gru, bit for "

@@ -49,7 +49,7 @@ def common_options(fn):
         click.option("--fused-gru/--no-fused-gru", "fused_gru", default=None,
                      help="Learner updates unroll the agents' GRU in ccoma's fused C loop, skipping each "
                           "episode's padding there and in QMIX's mixer, and COMA's critic walks in C (default "
-                          "on: COMA/QMIX jobs ~3.0x/~2.3x faster than 6baf4c6; rounds differently, ~1e-7). "
+                          "on: COMA/QMIX jobs ~2.6-3.0x/~2.2-2.3x faster than 6baf4c6; rounds differently, ~1e-7). "
                           "--no-fused-gru: torch.gru and the critic's step-by-step walk."),
         BACKEND_OPTION,
     ]

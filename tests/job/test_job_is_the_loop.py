@@ -19,14 +19,6 @@ import torch
 STEPS = 3_000   # 10 chunks of 300 steps, 37.5 batched steps of 8 environments each
 
 
-def _tensors(sd, prefix=""):
-    for k, v in sd.items():
-        if isinstance(v, dict):
-            yield from _tensors(v, f"{prefix}{k}.")
-        elif isinstance(v, torch.Tensor):
-            yield f"{prefix}{k}", v
-
-
 def _job(tmp_path, algo: str, seed: int):
     from ccoma import checkpoint
     from ccoma.experiment import single
@@ -67,6 +59,8 @@ def _loop(cfg, algo: str, seed: int):
 
 @pytest.mark.parametrize("algo", ["qmix", "coma"])
 def test_a_jobs_training_is_the_bare_loop_bit_for_bit(tmp_path, algo):
+    from weights import different_tensors
+
     threads = torch.get_num_threads()
     try:
         cfg, job = _job(tmp_path, algo, seed=1)
@@ -76,7 +70,5 @@ def test_a_jobs_training_is_the_bare_loop_bit_for_bit(tmp_path, algo):
         torch.set_num_threads(threads)
     assert cfg.budget.train_steps // cfg.budget.log_points % cfg.budget.n_envs != 0   # chunks end between steps
     assert updates >= 2 and job["counters"] == loop["counters"]
-    a, b = dict(_tensors(job)), dict(_tensors(loop))
-    assert a.keys() == b.keys() and len(a) > 4
-    different = [k for k in a if not torch.equal(a[k], b[k])]
+    different = different_tensors(job, loop)
     assert not different, different

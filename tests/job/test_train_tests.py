@@ -7,7 +7,6 @@ import dataclasses
 import os
 
 import pytest
-import torch
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +51,8 @@ def test_training_logs_a_greedy_test_curve_up_to_its_end(trained):
 
 
 def test_test_points_leave_training_unchanged(trained):
+    from weights import different_tensors
+
     (_, plain), (_, tested) = trained[0], trained[3]
-
-    def tensors(sd, prefix=""):
-        for k, v in sd.items():
-            if isinstance(v, dict):
-                yield from tensors(v, f"{prefix}{k}.")
-            elif isinstance(v, torch.Tensor):
-                yield f"{prefix}{k}", v
-
-    a, b = dict(tensors(plain)), dict(tensors(tested))
-    assert a.keys() == b.keys() and len(a) > 4
-    different = [k for k in a if not torch.equal(a[k], b[k])]
+    different = different_tensors(plain, tested)
     assert not different, different
