@@ -99,15 +99,18 @@ def harness_curves(args, store: Path) -> dict[int, list[tuple[int, float]]]:
     return dict(sorted(curves.items()))
 
 
-def csv_curves(pattern: str, algo: str) -> dict[int, list[tuple[int, float]]]:
-    """seed -> [(t_env, eval_win_rate)] from benchmarks/learn_static.py CSVs matching ``pattern``."""
-    curves: dict[int, list[tuple[int, float]]] = {}
+def csv_curves(pattern: str, algo: str) -> dict:
+    """run -> [(t_env, eval_win_rate)] from benchmarks/learn_static.py or learn_source.py CSVs matching
+    ``pattern``; a run is its seed, or "source:seed" when the rows name sources (learn_source.py's CSVs,
+    several of which may match)."""
+    curves: dict = {}
     for path in sorted(glob.glob(pattern)):
         with open(path, newline="") as fh:
             for row in csv.DictReader(fh):
                 if row["algo"] == algo:
-                    curves.setdefault(int(row["seed"]), []).append((int(row["t_env"]), float(row["eval_win_rate"])))
-    return {s: sorted(c) for s, c in sorted(curves.items())}
+                    run = f"{row['source']}:{row['seed']}" if row.get("source") else int(row["seed"])
+                    curves.setdefault(run, []).append((int(row["t_env"]), float(row["eval_win_rate"])))
+    return {s: sorted(c) for s, c in sorted(curves.items(), key=lambda kv: str(kv[0]))}
 
 
 def summary(curves: dict[int, list[tuple[int, float]]], target: float, steps: int) -> dict:
@@ -131,7 +134,7 @@ def show(label: str, curves: dict[int, list[tuple[int, float]]], target: float, 
     print(f"\n{label}: {s['seeds']} seeds, greedy test win rate against env steps")
     for seed, c in curves.items():
         f = s["first"][seed]
-        print(f"  seed {seed:>3}: " + " ".join(f"{w:.2f}" for _, w in c)
+        print(f"  seed {seed!s:>3}: " + " ".join(f"{w:.2f}" for _, w in c)
               + f" | best {s['best'][seed]:.2f}, first >= {target} at {f if f is not None else 'never'}")
     lo, hi = s["reach_ci"]
     mean, llo, lhi = s["late_ci"]
