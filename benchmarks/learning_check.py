@@ -67,12 +67,17 @@ def ccoma_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from ccoma.cli import main; sys.exit(main())"]
 
 
+def store_uri(store: Path) -> str:
+    """The MLflow tracking URI of ``store``'s sqlite database (where the runs go and are read from)."""
+    return f"sqlite:///{(store / 'mlflow.db').resolve()}"
+
+
 def run_harness(args, store: Path) -> None:
     store.mkdir(parents=True, exist_ok=True)
     cmd = ccoma_command() + [
         "evaluate", "--scenario", args.scenario, "--budget", "paper", "--train-steps", str(args.steps),
         "--deploy-steps", str(args.deploy_steps), "-m", args.method, "--workers", str(args.workers),
-        "--no-report", "--run-dir", str(store / "runs"), "--tracking-uri", f"sqlite:///{(store / 'mlflow.db').resolve()}"]
+        "--no-report", "--run-dir", str(store / "runs"), "--tracking-uri", store_uri(store)]
     cmd.append("--fused-gru" if args.fused_gru else "--no-fused-gru")
     if args.config:
         cmd += ["--config", args.config]
@@ -89,7 +94,7 @@ def harness_curves(args, store: Path) -> dict[int, list[tuple[int, float]]]:
     holding each seed)."""
     from ccoma.tracking import load_frame
 
-    frame = load_frame(args.scenario, tracking_uri=f"sqlite:///{(store / 'mlflow.db').resolve()}", parent="all")
+    frame = load_frame(args.scenario, tracking_uri=store_uri(store), parent="all")
     frame = frame[(frame.key == KEY) & (frame.algo == args.method) & (frame.status == "finished")]
     curves: dict[int, list[tuple[int, float]]] = {}
     for (seed, _run), g in frame.groupby(["seed", "run_id"], sort=False):
