@@ -242,8 +242,11 @@ def _surrounded(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int
     return c_a, c_e, rank, torch.full((k,), st.surrounded_gid, dtype=torch.int64)
 
 
-def place_teams(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int):
-    """Start positions ``[k, N, 2]``, ``[k, E, 2]`` (float64) and start-situation ids ``[k]``."""
+def place_teams(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int, place: bool = True):
+    """Start positions ``[k, N, 2]``, ``[k, E, 2]`` (float64) and start-situation ids ``[k]``.
+
+    ``place=False`` works out only the ids (positions None): a scenario whose teams start in the map's
+    own formation (``formation: {layout: map}``) places them elsewhere, from the same draws."""
     k = d.u.shape[0]
     if st.kind == "sites":
         mode = torch.zeros(k, dtype=torch.int64)
@@ -262,6 +265,9 @@ def place_teams(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int
             continue
         ds = d.subset(sel)
         c_a, c_e, e_slot, g = fn(st, geo, ds, n_a, n_e)
+        gid[sel] = g
+        if not place:
+            continue
         kk = c_a.shape[0]
         a_slot = torch.arange(n_a).expand(kk, n_a)
         if e_slot is None:
@@ -269,8 +275,7 @@ def place_teams(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int
             c_e = c_e[:, None, :].expand(kk, n_e, 2)
         ally[sel] = geo.place(c_a[:, None, :].expand(kk, n_a, 2), a_slot, ds["agent_rot"], ds["agent_jit"])
         enemy[sel] = geo.place(c_e, e_slot, ds["enemy_rot"], ds["enemy_jit"])
-        gid[sel] = g
-    return ally, enemy, gid
+    return (ally, enemy, gid) if place else (None, None, gid)
 
 
 # ---------------------------------------------------------------- compiling a scenario's phases

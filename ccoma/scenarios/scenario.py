@@ -383,8 +383,10 @@ class ScenarioSource:
             tab = scn.compiled.tables[p]
             ally_t[sel], a_gid = smp.sample_team(tab.agents, ds["agent_comp"], ds["agent_perm"])
             enemy_t[sel], e_gid = smp.sample_team(tab.enemies, ds["enemy_comp"], ds["enemy_perm"])
-            ally_p[sel], enemy_p[sel], s_gid = smp.place_teams(tab.start, scn.geometry, ds, self.n_agents,
-                                                               self.n_enemies)
+            a_p, e_p, s_gid = smp.place_teams(tab.start, scn.geometry, ds, self.n_agents, self.n_enemies,
+                                              place=scn.map_layout is None)
+            if a_p is not None:
+                ally_p[sel], enemy_p[sel] = a_p, e_p
             situation[sel] = scn.situation_id(a_gid, e_gid, s_gid)
         unseen = ~torch.isin(situation, scn.compiled.train_support)
         if scn.map_layout is not None:   # the map's own formation, jittered by the same draws
