@@ -158,8 +158,9 @@ def on_steps(curves: dict[int, list[tuple[int, float]]], steps: set[int]) -> dic
 
 def snap(curves: dict, grid: set[int], tol: int) -> dict:
     """``curves`` with each test step within ``tol`` env steps of a step of ``grid`` relabelled as that
-    step: a loop that tests at the first batched step past each interval (6baf4c6's learn_static tests
-    at 50,016 = 1,563 x 32) then lines up with the harness's points at 50,000."""
+    step: 6baf4c6's learn_static tests at the first batched step (32 environments) past each interval
+    counted from its previous test (50,016, 100,032, 150,048, ..., 16 steps later each time), which
+    then line up with the harness's points at 50,000, 100,000, ..."""
     out = {}
     for run, c in curves.items():
         moved = []
@@ -207,7 +208,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write every curve point here (CSV)")
     p.add_argument("--step-tolerance", type=int, default=0, metavar="N",
                    help="with --against: a CSV test step within N env steps of a harness test step counts "
-                        "as that step (e.g. 32 for a loop that tests at the first batched step past 50K)")
+                        "as that step (e.g. 512 for 6baf4c6's learn_static: 50,016, 100,032, ... 16 more each test)")
     args = p.parse_args(argv)
     store = Path(args.store)
     if not args.read_only:
