@@ -5,6 +5,7 @@
     python benchmarks/learning_check.py --seeds 0-9 --store runs/check --read-only        # score runs already made
     python benchmarks/learning_check.py --seeds 0-9 --store runs/check --read-only \\
         --against 'benchmarks/results/learn_static_qmix_1m_seed*_s3?.csv'
+    python benchmarks/learning_check.py -m coma --seeds 0-17 --curves 'a_*.csv' --against b.csv   # saved curves
 
 It runs the command users run, in a subprocess:
 
@@ -25,7 +26,10 @@ prints, per seed, the curve, its best point and the first step that reached ``--
 the test steps both have (learn_static tests every ``--eval-every``; the harness at its own points),
 so the two are measured alike: the reach counts with Fisher's exact test and the late levels with a
 Mann-Whitney U test, both one-sided (is the harness worse?). ``--config`` passes a RunConfig file to
-``ccoma evaluate`` (e.g. ``budget: {checkpoints: 1}`` to take out the checkpoint barriers).
+``ccoma evaluate`` (e.g. ``budget: {checkpoints: 1}`` to take out the checkpoint barriers). ``--curves``
+reads the harness side from ``--out`` CSVs instead (runs from several stores pooled), and ``--against``
+reads those CSVs as well, so two harness configurations can be compared; the comparison also prints the
+difference of the mean late levels with a bootstrap 95% interval.
 """
 from __future__ import annotations
 
@@ -107,14 +111,20 @@ def harness_curves(args, store: Path) -> dict[int, list[tuple[int, float]]]:
 def csv_curves(pattern: str, algo: str) -> dict:
     """run -> [(t_env, eval_win_rate)] from benchmarks/learn_static.py or learn_source.py CSVs matching
     ``pattern``; a run is its seed, or "source:seed" when the rows name sources (learn_source.py's CSVs,
-    several of which may match)."""
+    several of which may match). This script's own ``--out`` CSVs (step, greedy_test_win_rate) are read
+    too, a run being its seed: harness curves saved from several stores can be pooled and compared."""
     curves: dict = {}
     for path in sorted(glob.glob(pattern)):
         with open(path, newline="") as fh:
             for row in csv.DictReader(fh):
-                if row["algo"] == algo:
+                if row["algo"] != algo:
+                    continue
+                if "greedy_test_win_rate" in row:   # learning_check.py --out
+                    point, run = (int(row["step"]), float(row["greedy_test_win_rate"])), int(row["seed"])
+                else:
+                    point = (int(row["t_env"]), float(row["eval_win_rate"]))
                     run = f"{row['source']}:{row['seed']}" if row.get("source") else int(row["seed"])
-                    curves.setdefault(run, []).append((int(row["t_env"]), float(row["eval_win_rate"])))
+                curves.setdefault(run, []).append(point)
     return {s: sorted(c) for s, c in sorted(curves.items(), key=lambda kv: str(kv[0]))}
 
 
@@ -186,9 +196,20 @@ def compare(harness: dict, other: dict, target: float, steps: int, tol: int = 0)
     b = show("the CSVs (common steps)", on_steps(other, common), target, steps)
     table = [[a["reached"], a["seeds"] - a["reached"]], [b["reached"], b["seeds"] - b["reached"]]]
     fisher = stats.fisher_exact(table, alternative="less").pvalue
-    late = stats.mannwhitneyu(list(a["late"].values()), list(b["late"].values()), alternative="less").pvalue
+    la, lb = list(a["late"].values()), list(b["late"].values())
+    late = stats.mannwhitneyu(la, lb, alternative="less").pvalue
+    both = stats.mannwhitneyu(la, lb, alternative="two-sided").pvalue
     print(f"\none-sided tests, harness worse than the CSVs: reach (Fisher exact) p = {fisher:.3f}; "
-          f"late level (Mann-Whitney U) p = {late:.3f}")
+          f"late level (Mann-Whitney U) p = {late:.3f} (two-sided {both:.3f})")
+    if len(la) >= 2 and len(lb) >= 2:
+        import numpy as np
+
+        from analysis.stats import _bootstrap
+
+        lo, hi = _bootstrap((np.asarray(la), np.asarray(lb)),
+                            lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis), 10_000, 0)
+        print(f"late level, harness minus the CSVs: {np.mean(la) - np.mean(lb):+.2f} "
+              f"[95% bootstrap {float(lo):+.2f}, {float(hi):+.2f}]")
 
 
 def main(argv=None) -> int:
@@ -204,6 +225,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", default=None, help="a RunConfig YAML passed to ccoma evaluate")
     p.add_argument("--store", default="runs/learning_check", help="the MLflow store and run folder")
     p.add_argument("--read-only", action="store_true", help="score the runs already in --store, run nothing")
+    p.add_argument("--curves", default=None, metavar="GLOB",
+                   help="the harness side from this script's --out CSVs (a glob; runs nothing, reads no store)")
     p.add_argument("--against", default=None, help="learn_static CSVs (a glob) to compare with")
     p.add_argument("--out", default=None, help="write every curve point here (CSV)")
     p.add_argument("--step-tolerance", type=int, default=0, metavar="N",
@@ -211,12 +234,16 @@ def main(argv=None) -> int:
                         "as that step (e.g. 512 for 6baf4c6's learn_static: 50,016, 100,032, ... 16 more each test)")
     args = p.parse_args(argv)
     store = Path(args.store)
-    if not args.read_only:
-        run_harness(args, store)
-    curves = harness_curves(args, store)
+    if args.curves:
+        curves = {s: c for s, c in csv_curves(args.curves, args.method).items() if s in args.seeds}
+        where = args.curves
+    else:
+        if not args.read_only:
+            run_harness(args, store)
+        curves, where = harness_curves(args, store), store
     missing = sorted(set(args.seeds) - set(curves))
     if missing:
-        print(f"no finished {args.method} runs with {KEY} for seeds {missing} in {store}", file=sys.stderr)
+        print(f"no finished {args.method} runs with {KEY} for seeds {missing} in {where}", file=sys.stderr)
     if not curves:
         return 1
     show(f"{args.method} on {args.scenario} through ccoma evaluate", curves, args.target, args.steps)
