@@ -256,8 +256,8 @@ def place_teams(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int
         mode = torch.full((k,), 2, dtype=torch.int64)
     else:
         mode = torch.where(d["mode"][:, 0] < st.p_reflect, 1, 2)
-    ally = torch.empty(k, n_a, 2, dtype=torch.float64)
-    enemy = torch.empty(k, n_e, 2, dtype=torch.float64)
+    ally = torch.empty(k, n_a, 2, dtype=torch.float64) if place else None
+    enemy = torch.empty(k, n_e, 2, dtype=torch.float64) if place else None
     gid = torch.empty(k, dtype=torch.int64)
     for m, fn in enumerate((_sites, _reflect, _surrounded)):
         sel = mode == m
@@ -275,7 +275,7 @@ def place_teams(st: StartTable, geo: Geometry, d: BoundDraws, n_a: int, n_e: int
             c_e = c_e[:, None, :].expand(kk, n_e, 2)
         ally[sel] = geo.place(c_a[:, None, :].expand(kk, n_a, 2), a_slot, ds["agent_rot"], ds["agent_jit"])
         enemy[sel] = geo.place(c_e, e_slot, ds["enemy_rot"], ds["enemy_jit"])
-    return (ally, enemy, gid) if place else (None, None, gid)
+    return ally, enemy, gid
 
 
 # ---------------------------------------------------------------- compiling a scenario's phases

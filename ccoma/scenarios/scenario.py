@@ -374,8 +374,9 @@ class ScenarioSource:
         phase = smp.categorical(cdf / cdf[-1], d["phase"][:, 0])
         ally_t = torch.empty(k, self.n_agents, dtype=torch.int64)
         enemy_t = torch.empty(k, self.n_enemies, dtype=torch.int64)
-        ally_p = torch.empty(k, self.n_agents, 2, dtype=torch.float64)
-        enemy_p = torch.empty(k, self.n_enemies, 2, dtype=torch.float64)
+        lattice = scn.map_layout is None   # else the map's own formation places the teams, below
+        ally_p = torch.empty(k, self.n_agents, 2, dtype=torch.float64) if lattice else None
+        enemy_p = torch.empty(k, self.n_enemies, 2, dtype=torch.float64) if lattice else None
         situation = torch.empty(k, dtype=torch.int64)
         for p in torch.unique(phase).tolist():
             sel = phase == p
@@ -384,12 +385,12 @@ class ScenarioSource:
             ally_t[sel], a_gid = smp.sample_team(tab.agents, ds["agent_comp"], ds["agent_perm"])
             enemy_t[sel], e_gid = smp.sample_team(tab.enemies, ds["enemy_comp"], ds["enemy_perm"])
             a_p, e_p, s_gid = smp.place_teams(tab.start, scn.geometry, ds, self.n_agents, self.n_enemies,
-                                              place=scn.map_layout is None)
-            if a_p is not None:
+                                              place=lattice)
+            if lattice:
                 ally_p[sel], enemy_p[sel] = a_p, e_p
             situation[sel] = scn.situation_id(a_gid, e_gid, s_gid)
         unseen = ~torch.isin(situation, scn.compiled.train_support)
-        if scn.map_layout is not None:   # the map's own formation, jittered by the same draws
+        if not lattice:   # the map's own formation, jittered by the same draws
             jit = torch.cat([d["agent_jit"].reshape(k, self.n_agents, 2), d["enemy_jit"].reshape(k, self.n_enemies, 2)],
                             dim=1).float() * 2 - 1
             ally_p, enemy_p = scn.map_layout.place(jit)
