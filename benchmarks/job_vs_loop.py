@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     from ccoma.data.buffer import buffer_for
     from ccoma.data.rollout import Rollout
     from ccoma.envs import make
+    from ccoma.job.runner import barrier_ends, chunking
     from ccoma.run_config import resolve
     from ccoma.scenarios import load_scenario
     from ccoma.seeds import seed_for
@@ -61,15 +62,14 @@ def main(argv=None) -> int:
     env = make("sim", scenario.map, b.n_envs, seed_for(seed, "train_env"), source=source, compile=b.compile)
     rollout = Rollout(env, learner, buffer_for(learner, env.n_agents, env.episode_limit, b.buffer_size, b.n_envs,
                                                "cpu"))
-    chunk = max(b.n_envs, b.train_steps // b.log_points)
-    n_chunks = -(-b.train_steps // chunk)
-    every = max(1, n_chunks // b.checkpoints)
+    chunk, n_chunks = chunking(b.train_steps, b)
+    barriers = set() if args.no_resets else set(barrier_ends(b.train_steps, b))
     with fused_gru.use_fused(not args.no_fused_gru):
         for i in range(n_chunks):
             source.set_step(min(b.train_steps, i * chunk))   # the chunk's first step, as the job sets it
             end = min(b.train_steps, (i + 1) * chunk)
             rollout.run(max(0, end - rollout.t_env))
-            if not args.no_resets and ((i + 1) % every == 0 or end >= b.train_steps):
+            if end in barriers:
                 source.set_step(end)
                 rollout.reset()
 

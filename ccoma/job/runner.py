@@ -30,6 +30,20 @@ from ccoma.job.weights import FINAL_LEVEL, trained_weights
 from ccoma.seeds import seed_for
 
 
+def chunking(steps: int, budget) -> tuple[int, int]:
+    """A stage of ``steps`` env steps in chunks: (chunk length, number of chunks)."""
+    chunk = max(budget.n_envs, steps // budget.log_points)
+    return chunk, -(-steps // chunk)
+
+
+def barrier_ends(steps: int, budget) -> list[int]:
+    """The stage steps at which a job's checkpoint barriers are: the ends of every ``n_chunks //
+    checkpoints``-th chunk and of the last (``benchmarks/job_vs_loop.py`` and the tests replay them)."""
+    chunk, n_chunks = chunking(steps, budget)
+    every = max(1, n_chunks // budget.checkpoints)
+    return [min(steps, (i + 1) * chunk) for i in range(n_chunks) if (i + 1) % every == 0 or i == n_chunks - 1]
+
+
 class Job:
     def __init__(self, spec: JobSpec):
         from ccoma.algos import registry
@@ -207,9 +221,8 @@ class Job:
 
     def _loop(self, stage: StageState, env, source, rollout, buffer, act) -> None:
         b, s = self.spec.budget, stage.stage
-        chunk = max(b.n_envs, stage.steps // b.log_points)
-        n_chunks = -(-stage.steps // chunk)
-        ckpt_every = max(1, n_chunks // b.checkpoints)
+        chunk, n_chunks = chunking(stage.steps, b)
+        barriers = set(barrier_ends(stage.steps, b))
         eval_every = max(1, n_chunks // b.eval_points)
         # the test curve: a deployment's follows its schedule; training's (optional) is the learning curve
         tests = (not s.is_train and not s.is_reference) or (s.is_train and b.train_test_points > 0)
@@ -238,7 +251,7 @@ class Job:
             last = stage.t >= stage.steps
             self._evaluate(stage, row=not s.is_train and ((i + 1) % eval_every == 0 or last),
                            test=tests and ((i + 1) % test_every == 0 or last))
-            if (i + 1) % ckpt_every == 0 or last:
+            if end in barriers:
                 rng = ckpt.rng_state(env)  # a resume restores this, then resets as we do now
                 source.set_step(stage.t)
                 rollout.reset()

@@ -48,6 +48,7 @@ def _loop(cfg, algo: str, seed: int, resets: bool = False):
     from ccoma.data.buffer import buffer_for
     from ccoma.data.rollout import Rollout
     from ccoma.envs import make
+    from ccoma.job.runner import barrier_ends
     from ccoma.scenarios import load_scenario
     from ccoma.seeds import seed_for
 
@@ -63,15 +64,10 @@ def _loop(cfg, algo: str, seed: int, resets: bool = False):
         if not resets:
             rollout.run(b.train_steps)
         else:                                    # where ccoma.job.runner puts its barriers
-            chunk = max(b.n_envs, b.train_steps // b.log_points)
-            n_chunks = -(-b.train_steps // chunk)
-            every = max(1, n_chunks // b.checkpoints)
-            for i in range(every - 1, n_chunks, every):
-                end = min(b.train_steps, (i + 1) * chunk)
+            for end in barrier_ends(b.train_steps, b):
                 rollout.run(max(0, end - rollout.t_env))
                 source.set_step(end)
                 rollout.reset()
-            rollout.run(max(0, b.train_steps - rollout.t_env))
     return learner.state_dict(), learner.train_steps
 
 
@@ -98,6 +94,8 @@ def test_a_job_with_barriers_is_the_bare_loop_with_the_same_resets(tmp_path, alg
     the loop that does not (so the resets are what the barriers change, and the check can fail)."""
     from weights import different_tensors
 
+    from ccoma.job.runner import barrier_ends
+
     threads = torch.get_num_threads()
     try:
         cfg, job = _job(tmp_path, algo, seed=1, checkpoints=5)
@@ -106,7 +104,7 @@ def test_a_job_with_barriers_is_the_bare_loop_with_the_same_resets(tmp_path, alg
         plain, _ = _loop(cfg, algo, seed=1)
     finally:
         torch.set_num_threads(threads)
-    assert cfg.budget.checkpoints == 5
+    assert len(barrier_ends(cfg.budget.train_steps, cfg.budget)) == 5
     different = different_tensors(job, reset)
     assert not different, different
     assert different_tensors(job, plain)
