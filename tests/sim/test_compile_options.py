@@ -73,3 +73,47 @@ def test_a_vector_width_gives_vector_code_where_the_cpu_has_it(width, isa):
         pytest.skip(f"this CPU has no {isa}")
     # "avx512", or "avx512 avx512_vnni" where inductor's own VNNI check passes (its verdict is kept on disk)
     assert sim_env.vector_isa({"cpp.simdlen": width}).split()[0] == isa
+
+
+def _from_arange(node, seen=0) -> bool:
+    """Whether an FX node's value is an ``arange`` (possibly viewed, expanded or indexed)."""
+    views = {"as_tensor", "unsqueeze", "view", "reshape", "expand", "flatten", "getitem", "to", "long", "contiguous"}
+    if node.op != "call_function" and node.op != "call_method" or seen > 8:
+        return False
+    name = getattr(node.target, "__name__", str(node.target))
+    if name == "arange":
+        return True
+    if name in views:
+        return bool(node.args) and hasattr(node.args[0], "op") and _from_arange(node.args[0], seen + 1)
+    return False
+
+
+def test_the_compiled_step_adds_no_64_bit_constant_to_an_arange():
+    """Inside a compiled graph an ``arange`` becomes the kernel's index variable, and inductor writes
+    ``<constant> + x0`` with a 32-bit index: Triton then refuses a constant beyond int32 (seen on CUDA
+    with torch 2.11: the whole compiled simulator failed to build). The step's random keys add such a
+    constant (``rng.hash_keys``), so they must come from stored tensors, not from an ``arange`` made
+    while tracing. Checked on the traced graph, so it runs without a GPU."""
+    import operator
+
+    import torch
+
+    from ccoma.sim.env import SimEnv
+
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm.graph)
+        return gm.forward
+
+    env = SimEnv.from_map("2s3z", n_envs=2, seed=0)   # cooldown jitter on: the keyed hash is in the step
+    env.reset()
+    step = torch.compile(SimEnv._advance, backend=capture, dynamic=False, fullgraph=False)
+    step(env, torch.zeros(2, env.n_agents, dtype=torch.long))
+    assert graphs, "nothing was traced"
+    adds = [n for g in graphs for n in g.nodes
+            if n.target in (operator.add, torch.add, operator.iadd) or getattr(n.target, "__name__", "") in ("add", "add_")]
+    big = [n for n in adds if any(isinstance(a, int) and abs(a) >= 2**31 for a in n.args)]
+    assert big, "the keyed hash's 64-bit constant is not in the traced step any more: this test checks nothing"
+    bad = [str(n) for n in big if any(hasattr(a, "op") and _from_arange(a) for a in n.args)]
+    assert not bad, f"a 64-bit constant is added to an arange made while tracing: {bad}"
