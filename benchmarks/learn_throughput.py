@@ -6,6 +6,7 @@
     python benchmarks/learn_throughput.py --no-baseline --algos qmix --modes solo
     python benchmarks/learn_throughput.py --no-fused-gru          # this checkout with torch.gru (the default is the harness's, fused)
     python benchmarks/learn_throughput.py --interleave --windows 8 --window 30000   # drift-robust ratios
+    python benchmarks/learn_throughput.py --device cuda --algos coma,qmix --modes solo   # on a GPU machine
 
 Each measurement is one job the way the harness runs it (``ccoma/run_config.py`` BUDGETS): a 2s3z
 ``SimEnv`` of ``n_envs`` = 32 environments, compiled when the budget says so, the learner's default
@@ -102,25 +103,32 @@ def child(args) -> None:
     from ccoma.run_config import BUDGETS as HARNESS
     from ccoma.sim.env import SimEnv
 
+    def sync():
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize(args.device)
+
     budget = HARNESS[args.budget]
     compile_ = budget.compile if args.compile is None else bool(args.compile)
     torch.manual_seed(args.seed)
     turns, group = args.turns, args.group
     _await_turn(turns, "warm", group)
     t0 = time.perf_counter()
-    env = SimEnv.from_map(args.map, n_envs=budget.n_envs, seed=args.seed, compile=compile_)
-    learner = registry.make(args.algo, env.get_env_info(), "cpu")
+    dev = args.device
+    cuda = dev.startswith("cuda")
+    env = SimEnv.from_map(args.map, n_envs=budget.n_envs, seed=args.seed, compile=compile_, device=dev)
+    learner = registry.make(args.algo, env.get_env_info(), dev)
     # the harness's buffer: COMA its own on-policy one, value methods the budget's replay
     try:
         from ccoma.data.buffer import buffer_for
     except ImportError:  # a baseline from before buffer_for: COMA's config named its buffer's size
         size = learner.config.buffer_size if args.algo == "coma" else budget.buffer_size
-        buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, size, device="cpu")
-    else:
-        buf = buffer_for(learner, env.n_agents, env.episode_limit, budget.buffer_size, budget.n_envs, "cpu")
+        buf = EpisodeBuffer(learner.scheme(), env.n_agents, env.episode_limit, size, device=dev)
+    else:   # on the job's device, as the harness puts it (ccoma/job/runner.py)
+        buf = buffer_for(learner, env.n_agents, env.episode_limit, budget.buffer_size, budget.n_envs, dev)
         size = buf.capacity
     rollout = Rollout(env, learner, buf)
     rollout.run(args.warmup)
+    sync()
     warm_s = time.perf_counter() - t0
     _turn_done(turns, "warm", args.job)
     _barrier(args.barrier, args.n_jobs, args.job)
@@ -129,11 +137,14 @@ def child(args) -> None:
         _await_turn(turns, f"w{w}", group)
         start_t, start, cpu = rollout.t_env, time.perf_counter(), time.process_time()
         rollout.run(args.window)
+        sync()
         rates.append((rollout.t_env - start_t) / (time.perf_counter() - start))
         cpu_rates.append((rollout.t_env - start_t) / (time.process_time() - cpu))
         _turn_done(turns, f"w{w}", args.job)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"rate": statistics.median(rates), "rates": rates, "cpu_rate": statistics.median(cpu_rates),
+    gpu = torch.cuda.max_memory_allocated(dev) if cuda else 0
+    import ccoma
+    print(json.dumps({"code": str(Path(ccoma.__file__).resolve().parents[1]), "device": dev, "gpu_peak": gpu, "rate": statistics.median(rates), "rates": rates, "cpu_rate": statistics.median(cpu_rates),
                       "warm_s": warm_s, "peak_rss": peak, "updates": learner.train_steps, "compile": compile_,
                       "buffer_size": size, "replay": _replay_bytes(buf)}))
 
@@ -166,13 +177,16 @@ def _result(proc: subprocess.Popen, code: Path, algo: str, budget: str) -> dict:
     stdout = proc.communicate()[0]
     if proc.returncode != 0:
         raise _failed(proc, code, algo, budget)
-    return json.loads(stdout.strip().splitlines()[-1])
+    res = json.loads(stdout.strip().splitlines()[-1])
+    if Path(res["code"]) != Path(code).resolve():   # an installed ccoma shadowing the code under test
+        raise SystemExit(f"job meant for {code} ({algo}, {budget}) ran the ccoma in {res['code']}")
+    return res
 
 
 def _child_cmd(algo: str, budget: str, n_jobs: int, args, code: Path) -> list[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--algo", algo, "--budget", budget,
            "--map", args.map, "--warmup", str(args.warmup), "--window", str(args.window),
-           "--windows", str(args.windows), "--n-jobs", str(n_jobs)]
+           "--windows", str(args.windows), "--n-jobs", str(n_jobs), "--device", args.device]
     if args.compile is not None:
         cmd += ["--compile", str(int(args.compile))]
     # this checkout as asked (fused by default); the baseline has no fused unroll
@@ -239,6 +253,8 @@ def main(argv=None) -> int:
     p.add_argument("--baseline", default="/work/wt/baseline", help="a checkout of the commit to compare with")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--map", default="2s3z")
+    p.add_argument("--device", default="cpu", help="cpu or cuda: the job's device (simulator, learner and replay, "
+                   "as the harness's --device puts them); the peak column then adds the GPU's peak allocation")
     p.add_argument("--warmup", type=int, default=8_000, help="env steps before timing (compile, buffer fill)")
     p.add_argument("--window", type=int, default=10_000, help="env steps per timed window")
     p.add_argument("--windows", type=int, default=2, help="timed windows per job (median reported)")
@@ -268,19 +284,24 @@ def main(argv=None) -> int:
         for item in given.split(","):
             if item not in known:
                 p.error(f"unknown {name} '{item}' (known: {', '.join(known)})")
+    if args.device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            p.error("--device cuda: torch sees no CUDA device")
     codes = {"this": ROOT}
     if not args.no_baseline:
-        base = Path(args.baseline)
+        base = Path(args.baseline).resolve()   # absolute: each job runs with its code's folder as cwd
         if not (base / "ccoma").is_dir():
             p.error(f"--baseline {base} is not a ccoma checkout")
-        commit = subprocess.run(["git", "-C", str(base), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        codes[f"base {commit}"] = base
+        top, commit = subprocess.run(["git", "-C", str(base), "rev-parse", "--show-toplevel", "--short", "HEAD"],
+                                     capture_output=True, text=True).stdout.split() or ("", "")
+        # a copy without .git of its own (carried to a GPU machine, say): named by its folder
+        codes[f"base {commit if Path(top).resolve() == base.resolve() else base.name}"] = base
     modes = {"solo": 1, "pair": 2}
     rows = []
     if args.interleave and args.no_baseline:
         p.error("--interleave needs a baseline to take turns with")
-    print(f"map {args.map}, warm-up {args.warmup} steps, {args.windows} x {args.window}-step windows, 1 thread per job"
+    print(f"device {args.device}, map {args.map}, warm-up {args.warmup} steps, {args.windows} x {args.window}-step windows, 1 thread per job"
           + (", this checkout with --fused-gru (the default)" if args.fused_gru else ", this checkout with torch.gru")
           + (", the two codes by turns (ratio: of median rates; rounds: median [min-max] of per-round ratios)"
              if args.interleave else ""))
@@ -306,6 +327,8 @@ def main(argv=None) -> int:
                       + f" {ratio:>5.2f}x " + " ".join(f"{_fmt_rate(cpu[k]):>9}" for k in codes)
                       + f" {cpu_ratio:>5.2f}x {max(r['peak_rss'] for r in res['this']) / 2**20:>8.0f}"
                       + f" {rep['bytes'] / 2**20:>6.0f} ({rep['bytes_f32'] / 2**20:.0f}/{rep['bytes_f16'] / 2**20:.0f})"
+                      + (f"  GPU peak {max(r.get('gpu_peak', 0) for r in res['this']) / 2**20:.0f} MB"
+                         if args.device != "cpu" else "")
                       + (f"  rounds {statistics.median(rounds):.2f}x [{min(rounds):.2f}-{max(rounds):.2f}]"
                          f" warm-up {_mean_warm(res[base]) / _mean_warm(res['this']):.2f}x" if rounds else ""),
                       flush=True)
