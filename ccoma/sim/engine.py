@@ -50,22 +50,6 @@ class SimConfig:
                         "(stand and fire) or 'passive' (a target dummy).", "sticky")
 
 
-_UNIT_IDS: dict = {}
-
-
-def _unit_ids(n: int, device: torch.device) -> torch.Tensor:
-    """``torch.arange(n)`` as a stored tensor. Inside a compiled step an ``arange`` becomes the kernel's
-    index variable, and the cooldown hash adds a 64-bit constant to it (``rng.hash_keys``): inductor then
-    writes ``<constant> + x0`` with ``x0`` a 32-bit index, which Triton refuses to compile (seen with
-    torch 2.11 on CUDA: "Scalar ... is out of range for type int32"). A stored tensor is loaded as int64.
-    It must exist before the step is traced (an ``arange`` made while tracing is in the graph again):
-    ``Battle`` makes it, eagerly."""
-    key = (n, device.type, device.index)
-    if key not in _UNIT_IDS:
-        _UNIT_IDS[key] = torch.arange(n, device=device)
-    return _UNIT_IDS[key]
-
-
 class Battle:
     """All mutable state of B battles. Tensors are ``[B, U, ...]`` unless noted."""
 
@@ -73,7 +57,11 @@ class Battle:
         B, U = n_envs, n_agents + n_enemies
         f32 = dict(dtype=torch.float32, device=device)
         self.B, self.N, self.E, self.U, self.device = B, n_agents, n_enemies, U, device
-        _unit_ids(U, device)                              # made here, eagerly (see _unit_ids)
+        # [U] unit indices for the cooldown's keyed hash. A stored tensor, not an ``arange`` in the step:
+        # traced into a compiled step, an ``arange`` becomes the kernel's index variable, and inductor
+        # then writes the hash's 64-bit constant plus a 32-bit index, which Triton refuses to compile
+        # (seen with torch 2.11 on CUDA: "Scalar ... is out of range for type int32")
+        self.unit_ids = torch.arange(U, device=device)
         self.pos = torch.zeros(B, U, 2, **f32)
         self.hp = torch.zeros(B, U, **f32)
         self.shield = torch.zeros(B, U, **f32)
@@ -326,7 +314,7 @@ def _fire(b: Battle, cfg: SimConfig, loops: float, sub: int, wants_fire: torch.T
     cd = b.cooldown - loops
     fire = wants_fire & (cd <= 0)
     if cfg.cooldown_jitter:
-        h = rng.hash_keys(b.env_seed[:, None], b.episode[:, None], b.t[:, None] * 64 + sub, _unit_ids(b.U, b.device))
+        h = rng.hash_keys(b.env_seed[:, None], b.episode[:, None], b.t[:, None] * 64 + sub, b.unit_ids)
         jitter = rng.randint(h, -1, 3).float()
     else:
         jitter = 0.0
