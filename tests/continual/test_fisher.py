@@ -92,7 +92,7 @@ def test_coma_actor_score_is_the_log_likelihood_of_the_taken_actions():
     t = 50_000
     nll = learner.fisher_losses(batch, t)["agent"]                            # [4]
     logits = learner.agent.unroll(agent_inputs(batch["obs"], shift_last_actions(batch["actions"]), learner.n_actions))
-    pi = policy(logits, batch["avail"], learner.epsilon(t))
+    pi = policy(logits, batch["avail"], learner.epsilon(t)).detach()         # read as numbers below
     mask = batch["filled"][:, :-1]
     by_hand = []
     for e in range(4):
