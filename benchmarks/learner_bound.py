@@ -129,6 +129,11 @@ def products_floor(learner, batch):
         first = [w(mixer.hyper_w1[0]), w(mixer.hyper_w2[0]), w(mixer.hyper_b1), w(mixer.value[0])]
         second = [(w(mixer.hyper_w1[2]), 0), (w(mixer.hyper_w2[2]), 1), (w(mixer.value[2]), 3)]
 
+    ones = {}            # output gradients, made once so that the floor times no allocation of them
+
+    def grad_of(rows_, cols):
+        return ones.setdefault((rows_, cols), torch.ones(rows_, cols))
+
     def run():
         x = torch.addmm(fc1[1], packed, fc1[0].t())                          # fc1, the network's
         x_target = torch.addmm(fc1[1], packed, fc1[0].t())                   # and its target's
@@ -145,12 +150,12 @@ def products_floor(learner, batch):
                 torch.addmm(bias, hidden[k], weight.t())
         s = states[0]
         for (weight, _), k in second:                                        # backward: dW and d hidden
-            grad = torch.ones(s.shape[0], weight.shape[0])
+            grad = grad_of(s.shape[0], weight.shape[0])
             torch.mm(grad.t(), hidden[k])
             torch.mm(grad, weight)
         for weight, _ in first:                                              # dW (states need no gradient)
-            torch.mm(torch.ones(s.shape[0], weight.shape[0]).t(), s)
-        dq = torch.ones(hs.shape[0], fc2[0].shape[0])
+            torch.mm(grad_of(s.shape[0], weight.shape[0]).t(), s)
+        dq = grad_of(hs.shape[0], fc2[0].shape[0])
         torch.mm(dq.t(), hs.detach())                                        # fc2: dW, d hs
         hs.backward(torch.mm(dq, fc2[0]))                                    # the GRU's backward
         torch.mm(x.grad.t(), packed)                                         # fc1: dW
