@@ -43,15 +43,22 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def _alternating_min(fns: dict, reps: int) -> dict:
+    """Min wall time of each function, called by turns ``reps`` times after one warm call each."""
+    for fn in fns.values():
+        fn()
+    out = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            out[name].append(time.perf_counter() - t)
+    return {name: min(v) for name, v in out.items()}
+
+
 def _best(fn, reps: int) -> float:
     """Min wall time of ``fn()`` over ``reps`` calls (after one warm call), seconds."""
-    fn()
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
+    return _alternating_min({"fn": fn}, reps)["fn"]
 
 
 def mm_rate(m: int, k: int, n: int, reps: int = 20) -> float:
@@ -163,19 +170,6 @@ def products_floor(learner, batch):
     return run
 
 
-def _alternating_min(fns: dict, reps: int) -> dict:
-    """Min wall time of each function, called by turns ``reps`` times after one warm call each."""
-    for fn in fns.values():
-        fn()
-    out = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            out[name].append(time.perf_counter() - t)
-    return {name: min(v) for name, v in out.items()}
-
-
 def measure(algo: str, args) -> dict:
     import torch
 
@@ -212,11 +206,11 @@ def measure(algo: str, args) -> dict:
     flop = fc.get_total_flops()
     ops = count_ops(update)
     floor = products_floor(learner, batch)
-    if floor is None:
-        t_update, t_floor = _best(update, args.reps), None
-    else:
-        times = _alternating_min({"update": update, "floor": floor}, args.reps)
-        t_update, t_floor = times["update"], times["floor"]
+    timed = {"update": update}
+    if floor is not None:
+        timed["floor"] = floor        # by turns with the update, so drift hits both
+    times = _alternating_min(timed, args.reps)
+    t_update, t_floor = times["update"], times.get("floor")
     return {"algo": algo, "batch_episodes": int(batch["filled"].shape[0]), "slots": int(batch["filled"].shape[1]),
             "update_ms": t_update * 1e3, "gflop": flop / 1e9, "gflops": flop / t_update / 1e9, "ops": ops,
             "floor_ms": None if t_floor is None else t_floor * 1e3,
@@ -247,11 +241,11 @@ def main(argv=None) -> int:
     isa = torch.backends.cpu.get_cpu_capability()
     peak = mm_rate(1024, 1024, 1024)
     gru = mm_rate(160, 64, 192, reps=50)
-    floor = op_floor()
+    op_time = op_floor()
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, capability {isa}, 1 thread, "
           f"load {os.getloadavg()[0]:.2f}; GRU unroll: {fused_gru.status()}")
     print(f"mm 1024^3: {peak:.1f} GFLOP/s; mm [160,64]x[64,192] (a GRU step): {gru:.1f} GFLOP/s; "
-          f"trivial operator: {floor * 1e6:.2f} us")
+          f"trivial operator: {op_time * 1e6:.2f} us")
     rows = []
     hdr = (f"{'algo':5} {'batch':>9} {'update ms':>9} {'GFLOP':>6} {'GFLOP/s':>7} {'ops':>6} "
            f"{'bound ms':>8} {'upd x':>6} {'job/s now':>9} {'job/s bound':>11} {'job x':>6}")
@@ -262,12 +256,12 @@ def main(argv=None) -> int:
     aten_only = not args.fused_gru
     for algo in args.algos.split(","):
         r = measure(algo, args)
-        bound = r["gflop"] / peak + r["ops"] * floor            # seconds
         per_10k_now = r["act_us_per_step"] * 1e-2 + r["updates_per_10k"] * r["update_ms"] / 1e3
-        per_10k_bound = r["act_us_per_step"] * 1e-2 + r["updates_per_10k"] * bound
-        r.update(peak_gflops=peak, gru_step_gflops=gru, op_floor_us=floor * 1e6, isa=isa, fused_gru=args.fused_gru,
+        r.update(peak_gflops=peak, gru_step_gflops=gru, op_floor_us=op_time * 1e6, isa=isa, fused_gru=args.fused_gru,
                  job_rate_now=1e4 / per_10k_now)
         if aten_only:
+            bound = r["gflop"] / peak + r["ops"] * op_time            # seconds
+            per_10k_bound = r["act_us_per_step"] * 1e-2 + r["updates_per_10k"] * bound
             r.update(bound_ms=bound * 1e3, job_rate_bound=1e4 / per_10k_bound)
             tail = (f"{bound * 1e3:>8.1f} {r['update_ms'] / 1e3 / bound:>5.1f}x {r['job_rate_now']:>9,.0f} "
                     f"{r['job_rate_bound']:>11,.0f} {per_10k_now / per_10k_bound:>5.2f}x")
